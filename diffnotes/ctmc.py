@@ -35,6 +35,7 @@ __all__ = [
     "independence_generator",
     "metropolis_generator",
     "path_adjacency",
+    "piecewise_marginals",
     "reverse_generator",
     "reverse_kernel",
     "reverse_rates",
@@ -296,6 +297,41 @@ def solve_kfe(rates: RatesLike, p0, times, *, rtol: float = 1e-8, atol: float = 
     return sol.y.T
 
 
+def piecewise_marginals(rates: RatesLike, p0, edges) -> np.ndarray:
+    r"""Exact marginals of a chain whose rates are constant between consecutive ``edges``.
+
+    On ``[e_k, e_{k+1})`` the generator is taken to be ``rates`` at the midpoint, so
+    :math:`p_{e_{k+1}} = p_{e_k} \exp((e_{k+1} - e_k) G_k)`. This is exact for piecewise-constant
+    rates (such as reverse rates built from marginals estimated on a time grid) and a midpoint
+    approximation otherwise.
+
+    Parameters
+    ----------
+    rates : array of shape (n, n) or callable
+        A generator or a rates function (module conventions).
+    p0 : array of shape (n,)
+        Distribution at ``edges[0]``.
+    edges : array of shape (m,)
+        Increasing times.
+
+    Returns
+    -------
+    ndarray of shape (m, n)
+        The marginals at the edges.
+    """
+    Q, fn, n = _as_rates(rates)
+    p0 = distribution(p0, "p0", n=n)
+    if p0.ndim != 1:
+        raise ValueError(f"p0 must be one distribution of shape (n,), got shape {p0.shape}")
+    e = time_grid(edges, "edges")
+    G = np.repeat(Q[None], e.size - 1, axis=0) if Q is not None else fn(0.5 * (e[1:] + e[:-1]))
+    out = np.empty((e.size, n))
+    out[0] = p0
+    for k, dt in enumerate(np.diff(e)):
+        out[k + 1] = out[k] @ scipy.linalg.expm(dt * G[k])
+    return np.maximum(out, 0.0)
+
+
 def two_state_marginals(u_ab: float, u_ba: float, p0_a: float, times) -> np.ndarray:
     r"""Closed-form solution of the two-state KFE (Eq. (1.4) of the book).
 
@@ -530,7 +566,8 @@ class Population:
     times : ndarray of shape (m,)
         Observation times.
     states : int ndarray of shape (m, n_chains)
-        ``states[k, i]`` is the state of chain ``i`` at ``times[k]``.
+        ``states[k, i]`` is the state of chain ``i`` at ``times[k]`` (stored in the smallest
+        signed integer type that holds every state, to keep large populations small).
     n_jumps : int ndarray of shape (n_chains,)
         Number of jumps each chain made (thinning's rejected proposals are not jumps).
     """
@@ -605,17 +642,24 @@ def _as_rates(rates) -> tuple[np.ndarray | None, Callable | None, int]:
     return Q, None, Q.shape[0]
 
 
-def _record(out, grid, chains, states, t_from, t_to):
-    """Write ``states`` into ``out`` at every grid time in ``[t_from, t_to)``, per chain."""
-    i0 = np.searchsorted(grid, t_from, side="left")
-    i1 = np.searchsorted(grid, t_to, side="left")
-    lengths = i1 - i0
-    keep = lengths > 0
-    if not np.any(keep):
-        return
-    lengths, i0, chains, states = lengths[keep], i0[keep], chains[keep], states[keep]
-    rows = np.repeat(i0 - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    out[rows, np.repeat(chains, lengths)] = np.repeat(states, lengths)
+def _state_dtype(n: int):
+    """The smallest signed integer type holding the states ``0..n-1`` (and their differences)."""
+    for dt in (np.int8, np.int16, np.int32):
+        if n <= np.iinfo(dt).max:
+            return dt
+    return np.int64
+
+
+def _add_jumps(delta, grid, chains, t_jump, x_from, x_to):
+    """Book jumps ``x_from -> x_to`` at times ``t_jump`` of ``chains`` into ``delta``.
+
+    ``delta[k, i]`` accumulates the state changes of chain ``i`` at times in
+    ``(grid[k-1], grid[k]]``, so that the states on the grid are ``x0 + cumsum(delta)``. Each
+    chain appears at most once per call, so plain fancy-index addition is safe.
+    """
+    k = np.searchsorted(grid, t_jump, side="left")
+    inside = k < grid.size
+    delta[k[inside], chains[inside]] += x_to[inside] - x_from[inside]
 
 
 def _thinning_segments(fn, T: float, target: float = 2.0, max_segments: int = 2048):
@@ -685,7 +729,8 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
         raise ValueError(f"times must lie in [0, T] = [0, {T:g}], got max {grid[-1]:g}")
     rng = as_rng(rng)
     N = x.size
-    out = np.empty((grid.size, N), dtype=np.int64)
+    x0 = x.astype(_state_dtype(n))
+    delta = np.zeros((grid.size, N), dtype=x0.dtype)
     n_jumps = np.zeros(N, dtype=np.int64)
 
     if Q is not None:
@@ -696,35 +741,32 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
         t = np.zeros(N)
         active = np.arange(N)
         while active.size:
-            xa = x[active]
-            r = exit_rate[xa]
+            r = exit_rate[x[active]]
             with np.errstate(divide="ignore"):
                 hold = np.where(r > 0, rng.exponential(size=active.size) / r, np.inf)
             t_new = t[active] + hold
-            _record(out, grid, active, xa, t[active], t_new)
             moves = t_new <= T
-            mv = active[moves]
-            x[mv] = _categorical_rows(cum[x[mv]], rng.random(mv.size))
+            mv, t_mv = active[moves], t_new[moves]
+            x_old = x[mv]
+            x[mv] = _categorical_rows(cum[x_old], rng.random(mv.size))
+            _add_jumps(delta, grid, mv, t_mv, x_old, x[mv])
             n_jumps[mv] += 1
-            t[active] = t_new
+            t[mv] = t_mv
             active = mv
-        return Population(times=grid, states=out, n_jumps=n_jumps)
+        return Population(times=grid, states=x0 + np.cumsum(delta, axis=0), n_jumps=n_jumps)
 
     if rate_bound is None:
         segments = _thinning_segments(fn, T)
     else:
         segments = [(0.0, T, positive_float(rate_bound, "rate_bound"))]
     for a, b, lam in segments:
-        last = b >= T
         t = np.full(N, a)
         active = np.arange(N)
         while active.size:
-            xa = x[active]
             t_new = t[active] + rng.exponential(size=active.size) / lam
             prop = t_new <= b
-            # states hold until the next proposal (or the end of the segment)
-            _record(out, grid, active, xa, t[active], t_new if last else np.minimum(t_new, b))
-            idx, xp, tp = active[prop], xa[prop], t_new[prop]
+            idx, tp = active[prop], t_new[prop]
+            xp = x[idx]
             if idx.size == 0:
                 break
             G = fn(tp)
@@ -744,11 +786,13 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
             jumps = u < exit_rate
             if np.any(jumps):
                 y = (np.cumsum(row[jumps], axis=1) <= u[jumps, None]).sum(axis=1)
-                x[idx[jumps]] = np.minimum(y, n - 1)
+                y = np.minimum(y, n - 1)
+                _add_jumps(delta, grid, idx[jumps], tp[jumps], xp[jumps], y)
+                x[idx[jumps]] = y
                 n_jumps[idx[jumps]] += 1
             t[idx] = tp
             active = idx
-    return Population(times=grid, states=out, n_jumps=n_jumps)
+    return Population(times=grid, states=x0 + np.cumsum(delta, axis=0), n_jumps=n_jumps)
 
 
 def simulate_fixed_step(rates: RatesLike, x0, T: float, dt: float, *, rng) -> Population:
@@ -781,7 +825,7 @@ def simulate_fixed_step(rates: RatesLike, x0, T: float, dt: float, *, rng) -> Po
         raise ValueError(f"dt must divide T: T / dt = {T / dt:.6g} is not a whole number")
     rng = as_rng(rng)
     grid = np.arange(n_steps + 1) * dt
-    out = np.empty((n_steps + 1, x.size), dtype=np.int64)
+    out = np.empty((n_steps + 1, x.size), dtype=_state_dtype(n))
     out[0] = x
     n_jumps = np.zeros(x.size, dtype=np.int64)
     for k in range(n_steps):

@@ -1,0 +1,77 @@
+"""Widgets without a browser: every explorer's figure function runs at its controls' extreme
+values (one control at a time, then all at their minimum, then all at their maximum) and draws a
+figure without error or warning (pytest turns warnings into errors, see pyproject.toml)."""
+
+import base64
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from diffnotes import widgets  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def extremes(control):
+    """The smallest and largest value a control can take."""
+    if hasattr(control, "options") and control.options:
+        values = [v for _, v in control.options] if isinstance(control.options[0], tuple) \
+            else list(control.options)
+        return [min(values), max(values)]
+    if control.__class__.__name__ == "FloatLogSlider":
+        return [control.base ** control.min, control.base ** control.max]
+    return [control.min, control.max]
+
+
+def settings(explorer):
+    """Defaults with one control at an extreme, then all at their minima, then all maxima."""
+    base = explorer.values
+    out = []
+    for name, c in explorer.controls.items():
+        for v in extremes(c):
+            out.append({**base, name: v})
+    out.append({k: extremes(c)[0] for k, c in explorer.controls.items()})
+    out.append({k: extremes(c)[1] for k, c in explorer.controls.items()})
+    return out
+
+
+def check_figure(fig):
+    assert isinstance(fig, Figure)
+    assert fig.axes, "figure has no axes"
+    for ax in fig.axes:
+        assert ax.lines or ax.patches or ax.collections, f"empty axes {ax.get_title()!r}"
+        for line in ax.lines:
+            y = np.asarray(line.get_ydata(), dtype=float)
+            assert not np.any(np.isnan(y)), f"NaN in a line of {ax.get_title()!r}"
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(widgets.EXPLORERS))
+def test_explorer_figures_at_extreme_control_values(name):
+    explorer = widgets.EXPLORERS[name]()
+    for params in settings(explorer):
+        check_figure(explorer.figure(**params))
+
+
+@pytest.mark.parametrize("name", sorted(widgets.EXPLORERS))
+def test_explorer_mime_bundle_has_widget_view_and_static_png(name):
+    explorer = widgets.EXPLORERS[name]()
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
+
+
+def test_moving_a_slider_redraws_but_keeps_the_static_default():
+    explorer = widgets.two_state_explorer()
+    default_png = explorer.static_png
+    before = explorer.output.outputs[0]["data"]["image/png"]
+    explorer.controls["u_ab"].value = 3.0
+    after = explorer.output.outputs[0]["data"]["image/png"]
+    assert after != before
+    assert explorer.static_png == default_png
