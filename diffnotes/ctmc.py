@@ -8,7 +8,7 @@ Conventions, stated once for the whole module
   ``-Q[i, i]`` is the total rate of leaving ``i``.
 * Marginals are **row vectors**: ``p[i] = P(X_t = i)``. They obey the Kolmogorov forward
   equation (KFE) :math:`\dot p_t = p_t Q`, whose solution is :math:`p_t = p_0 e^{tQ}`
-  (Eq. (1.3) of the book).
+  (Chapter 1, :eq:`ch1-kfe-solution`).
 * A time-inhomogeneous chain is described by a *rates function*: a callable that takes a 1-D
   array of times of shape ``(m,)`` and returns the generators at those times, shape
   ``(m, n, n)``. Wherever a rates function is accepted, a constant ``(n, n)`` generator is too.
@@ -91,7 +91,7 @@ def check_generator(Q, name: str = "Q", atol: float = 1e-9) -> np.ndarray:
 
 
 def two_state_generator(u_ab: float, u_ba: float) -> np.ndarray:
-    r"""Generator of the two-state chain on (A, B) = (0, 1) (Eq. (1.1) of the book).
+    r"""Generator of the two-state chain on (A, B) = (0, 1), :eq:`ch1-generator`.
 
     Parameters
     ----------
@@ -112,7 +112,7 @@ def uniform_generator(n: int, rate: float = 1.0) -> np.ndarray:
     r"""The uniform noising chain on ``n`` states: jump to each other state at rate ``rate / n``.
 
     Its stationary distribution is uniform and its spectral gap is exactly ``rate``
-    (Section 1.6 of the book): :math:`Q = \tfrac{\text{rate}}{n} \mathbf{1}\mathbf{1}^\top
+    (:ref:`ch1-n-states`): :math:`Q = \tfrac{\text{rate}}{n} \mathbf{1}\mathbf{1}^\top
     - \text{rate}\, I`. For ``n = 2`` this is the note's forward chain with
     ``u_ab = u_ba = rate / 2``.
     """
@@ -124,7 +124,8 @@ def uniform_generator(n: int, rate: float = 1.0) -> np.ndarray:
 def independence_generator(p, rate: float = 1.0) -> np.ndarray:
     r"""The "classical" chain with equilibrium ``p`` and global moves: ``Q[x, y] = rate * p[y]``.
 
-    For two states this is the note's classical sampler ``u_ab = C p_B``, ``u_ba = C p_A``.
+    For two states this is the note's classical sampler ``u_ab = C p_B``, ``u_ba = C p_A``,
+    :eq:`ch1-classical-rates`.
     :math:`Q = \text{rate}(\mathbf{1} p - I)`, so every non-zero eigenvalue equals ``-rate``:
     the spectral gap is ``rate`` whatever ``p`` is.
     """
@@ -333,7 +334,7 @@ def piecewise_marginals(rates: RatesLike, p0, edges) -> np.ndarray:
 
 
 def two_state_marginals(u_ab: float, u_ba: float, p0_a: float, times) -> np.ndarray:
-    r"""Closed-form solution of the two-state KFE (Eq. (1.4) of the book).
+    r"""Closed-form solution of the two-state KFE, :eq:`ch1-two-state-solution`.
 
     .. math:: x_A(t) = \pi_A + (x_A(0) - \pi_A)\, e^{-(u_{AB}+u_{BA}) t},
         \qquad \pi_A = \frac{u_{BA}}{u_{AB} + u_{BA}}.
@@ -401,7 +402,7 @@ def reverse_generator(Q, p) -> np.ndarray:
 
     .. math:: \overleftarrow{Q}_{xy} = Q_{yx}\,\frac{p_y}{p_x}, \qquad x \ne y
 
-    (Eq. (1.8) of the book), with the diagonal set so that rows sum to zero.
+    (:eq:`ch1-reverse-generator`), with the diagonal set so that rows sum to zero.
 
     Parameters
     ----------
@@ -449,7 +450,7 @@ def reverse_kernel(Q, p_s, dt: float) -> np.ndarray:
 
     Unlike the reverse *rates*, this kernel stays bounded when ``p_s`` has zeros (for instance
     ``p_s`` = a data distribution with an empty state): it is the exact last step of a reverse
-    chain that was stopped at forward time ``dt`` (Section 1.4 of the book).
+    chain that was stopped at forward time ``dt`` (:eq:`ch1-reverse-kernel`).
 
     Returns an ``(n, n)`` stochastic matrix (rows sum to 1). Rows ``x`` with
     :math:`p_{s+dt}(x) = 0` cannot be reached and are set to :math:`p_s`.
@@ -520,7 +521,7 @@ def empirical_marginals(states, n_states: int, pseudocount: float = 0.0) -> np.n
     Returns
     -------
     ndarray of shape (m, n)
-        :math:`\hat p_t(x) = (N_x(t) + \alpha) / (N + n \alpha)`.
+        :math:`\hat p_t(x) = (N_x(t) + \alpha) / (N + n \alpha)`, :eq:`ch1-empirical`.
     """
     states = np.asarray(states)
     if states.ndim != 2:
@@ -753,7 +754,8 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
             n_jumps[mv] += 1
             t[mv] = t_mv
             active = mv
-        return Population(times=grid, states=x0 + np.cumsum(delta, axis=0), n_jumps=n_jumps)
+        return Population(times=grid, states=x0 + np.cumsum(delta, axis=0, dtype=delta.dtype),
+                          n_jumps=n_jumps)
 
     if rate_bound is None:
         segments = _thinning_segments(fn, T)
@@ -792,7 +794,8 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
                 n_jumps[idx[jumps]] += 1
             t[idx] = tp
             active = idx
-    return Population(times=grid, states=x0 + np.cumsum(delta, axis=0), n_jumps=n_jumps)
+    return Population(times=grid, states=x0 + np.cumsum(delta, axis=0, dtype=delta.dtype),
+                          n_jumps=n_jumps)
 
 
 def simulate_fixed_step(rates: RatesLike, x0, T: float, dt: float, *, rng) -> Population:
@@ -800,7 +803,7 @@ def simulate_fixed_step(rates: RatesLike, x0, T: float, dt: float, *, rng) -> Po
     probability ``G_t[x, y] dt`` (rates frozen at the start of the step).
 
     This is the note's three-line recipe. Its marginals follow :math:`p_{k+1} = p_k (I + dt\,G)`
-    instead of :math:`p_k e^{dt\,G}`: a bias of order ``dt`` (Section 1.2 of the book).
+    instead of :math:`p_k e^{dt\,G}`: a bias of order ``dt``, :eq:`ch1-euler-bias`.
 
     Parameters
     ----------

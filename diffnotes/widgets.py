@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import ctmc
-from .plotting import STATE_COLORS, plot_histogram_vs_exact, plot_population_vs_exact
+from .plotting import STATE_COLORS, plot_population_vs_exact
 
 __all__ = [
     "EXPLORERS",
