@@ -184,8 +184,9 @@ def two_peaks(n: int, beta: float) -> np.ndarray:
 
     :math:`p(x) \propto e^{-\beta d(x)}`, where :math:`d(x)` is the distance from ``x`` to the
     nearer of the modes :math:`(n-1)/4` and :math:`3(n-1)/4`, divided by :math:`(n-1)/4`. So
-    ``beta = 0`` is uniform and the valley between the modes has relative mass
-    :math:`e^{-\beta}`.
+    ``beta = 0`` is uniform. When ``n - 1`` is a multiple of 4, the modes and the valley
+    between them (at :math:`(n-1)/2`) are states, and the valley-to-peak mass ratio is exactly
+    :math:`e^{-\beta}`; otherwise the valley is slightly shallower.
     """
     n = positive_int(n, "n", minimum=3)
     beta = positive_float(beta, "beta", allow_zero=True)

@@ -158,7 +158,7 @@ def fixed_step_figure(u_ab=1.0, u_ba=0.5, dt=0.25, T=5.0, n_chains=2000, seed=0)
     # The scheme's own exact law: p_{k+1} = p_k (I + dt Q).
     step = np.eye(2) + dt * Q
     p_scheme = np.array([np.linalg.matrix_power(step, k)[0] for k in range(pop.times.size)])
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax0.plot(exact_t, exact[:, 0], "--", color=STATE_COLORS[0], lw=2.2, label="exact P(X = A)")
     ax0.step(pop.times, pop.marginals(2)[:, 0], where="post", color="0.4", lw=1,
              label=f"fixed-step population (N = {n_chains})")
@@ -221,7 +221,7 @@ def denoising_figure(p_data_a=1.0, C=1.0, T=3.0, n_chains=100, eps=0.01, seed=0)
                           times=grid_r)
     K = ctmc.reverse_kernel(Qf, p_data, eps)
     x_end = ctmc.sample_transitions(K, pop_r.states[-1], rng)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
     plot_population_vs_exact(grid, pop_c.marginals(2), ctmc.forward_marginals(Qc, noise, grid),
                              ax=axes[0], states=[0], n_chains=n_chains,
                              title="classical: equilibrium = data")
@@ -251,7 +251,7 @@ def denoising_explorer():
     }, title="Classical sampler versus forward noising and reverse denoising")
 
 
-def n_state_figure(n=12, beta=3.0, C=1.0):
+def n_state_figure(n=13, beta=3.0, C=1.0):
     """Spectral gaps of classical chains with equilibrium ``two_peaks(n, beta)`` against the
     noising chains, for global (complete graph) and local (path) moves, as ``beta`` grows."""
     betas = np.linspace(0, 8, 33)
@@ -265,7 +265,7 @@ def n_state_figure(n=12, beta=3.0, C=1.0):
         gaps["classical, local moves (Metropolis)"].append(
             ctmc.spectral_gap(ctmc.metropolis_generator(p, A, C)))
     uni = np.full(n, 1.0 / n)
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4))
     p = ctmc.two_peaks(n, beta)
     ax0.bar(np.arange(n), p, color=STATE_COLORS[0])
     ax0.set_title(f"p_data = two_peaks(n = {n}, beta = {beta:g})", fontsize=10)
@@ -287,7 +287,7 @@ def n_state_figure(n=12, beta=3.0, C=1.0):
 def n_state_explorer():
     """Sliders on the number of states and on how peaked the data distribution is."""
     return Explorer(n_state_figure, {
-        "n": _slider(12, 3, 40, 1, "n states", integer=True),
+        "n": _slider(13, 3, 41, 1, "n states", integer=True),
         "beta": _slider(3.0, 0.0, 8.0, 0.25, "beta"),
         "C": _slider(1.0, 0.1, 5.0, 0.1, "C"),
     }, title="Spectral gaps: classical chains against noising chains")

@@ -168,6 +168,12 @@ def test_metropolis_gap_collapses_for_peaked_bimodal_targets_but_noising_gap_doe
             for b in (0.0, 2.0, 4.0, 8.0)]
     assert np.all(np.diff(gaps) < 0)
     assert gaps[-1] < 0.05 * gaps[0]
+    # Arrhenius law: for n = 13 the valley/peak mass ratio is e^{-beta}, and log(gap) falls
+    # with slope -1 in beta once the valley is deep
+    A13 = ctmc.path_adjacency(13)
+    g10, g12 = (ctmc.spectral_gap(ctmc.metropolis_generator(ctmc.two_peaks(13, b), A13, C))
+                for b in (10.0, 12.0))
+    assert -1.05 < np.log(g12 / g10) / 2 < -0.95
     # noising chains do not see p_data at all
     assert ctmc.spectral_gap(ctmc.uniform_generator(n, C)) == pytest.approx(C)
 
