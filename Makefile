@@ -24,8 +24,8 @@ SHOTS     := $(BUILD)/screenshots
 PKG_HASH_FILE := $(BUILD)/.diffnotes-src-hash
 # a chapter whose execution takes longer than this fails `make test`
 MAX_NOTEBOOK_SECONDS ?= 180
-# paths linted by ruff (only those that exist)
-LINT_PATHS := $(wildcard diffnotes tests benchmarks)
+# paths linted by ruff (only those that exist: git keeps no empty folder)
+LINT_PATHS := $(wildcard diffnotes tests benchmarks tools)
 
 # sha256 over the names and contents of diffnotes/**/*.py
 PKG_HASH_CMD := find diffnotes -name '*.py' -not -path '*/__pycache__/*' -print0 \
@@ -36,7 +36,7 @@ PKG_HASH_CMD := find diffnotes -name '*.py' -not -path '*/__pycache__/*' -print0
 ## help          list the targets
 help:
 	@echo "diffnotes -- targets:"
-	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  make /'
+	@sed -n -e 's/^## \([a-z]\)/  make \1/p' -e 's/^##  */                     /p' $(MAKEFILE_LIST)
 
 ## venv          create .venv and install requirements.txt + the package (pip install -e .)
 venv: $(STAMP)
@@ -67,7 +67,7 @@ book: $(STAMP)
 test: lint unit test-build browser-check
 	@echo ">>> make test: all checks passed"
 
-## lint          ruff check diffnotes tests benchmarks
+## lint          ruff check diffnotes tests benchmarks tools
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 
@@ -89,11 +89,14 @@ test-build: $(STAMP)
 browser-check: $(STAMP)
 	$(BIN)/python tools/check_html.py $(TEST_HTML) --screenshots $(SHOTS)
 
-## lab           JupyterLab on book/ (chapters open as notebooks via jupytext)
+## lab           JupyterLab on book/; the .md chapters open as notebooks (jupytext),
+##               sliders work (ipywidgets). Extra options: make lab LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
 lab: $(STAMP)
+	@# make the jupytext notebook view the default viewer of .md files, for this venv only
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	$(BIN)/jupyter lab --notebook-dir=book
+	$(BIN)/jupyter lab --ServerApp.root_dir=book $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 ## bench         run the benchmarks (python -m benchmarks)
 bench: $(STAMP)

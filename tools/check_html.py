@@ -490,7 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         browser.quit()
         server.shutdown()
-    print(f"check_html: {len(pages) - failures} passed, {failures} failed")
+    if failures:
+        print(f"check_html: FAIL -- {failures} of {len(pages)} pages have problems")
+    else:
+        print(f"check_html: PASS -- all {len(pages)} pages")
     return 1 if failures else 0
 
 
