@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
@@ -32,6 +33,7 @@ __all__ = [
     "fixed_step_figure",
     "n_state_explorer",
     "n_state_figure",
+    "sweep",
     "two_state_explorer",
     "two_state_figure",
 ]
@@ -101,6 +103,76 @@ class Explorer(_Base):
         # A static copy at the default settings, for renderers without a widget manager.
         bundle["image/png"] = base64.b64encode(self.static_png).decode()
         return bundle
+
+
+def sweep(figure: Callable, name: str, values, *, interval_ms: int = 400, **fixed):
+    """A parameter sweep as a self-contained JavaScript animation (``Animation.to_jshtml``).
+
+    Draws ``figure(**fixed, name=value)`` for each value and plays the frames with a slider and
+    play buttons that work in the static HTML book too (no kernel, no CDN).
+
+    Parameters
+    ----------
+    figure : callable
+        A figure function of this module, such as :func:`n_state_figure`.
+    name : str
+        The keyword argument of ``figure`` to sweep.
+    values : sequence
+        The values it takes, one frame each (at most 60).
+    interval_ms : int
+        Time between frames.
+    **fixed
+        Other keyword arguments of ``figure``.
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+    from matplotlib.image import imread
+
+    values = list(values)
+    if not 1 <= len(values) <= 60:
+        raise ValueError(f"values must hold between 1 and 60 frames, got {len(values)}")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be the name of a keyword argument, got {name!r}")
+    frames = []
+    for v in values:
+        fig = figure(**{**fixed, name: v})
+        frames.append(imread(io.BytesIO(_png(fig)), format="png"))
+        plt.close(fig)
+    h, w = max(f.shape[0] for f in frames), max(f.shape[1] for f in frames)
+    fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    image = ax.imshow(frames[0])
+
+    def show(k):
+        image.set_data(frames[k])
+        return (image,)
+
+    anim = animation.FuncAnimation(fig, show, frames=len(frames), interval=interval_ms,
+                                   blit=True)
+    html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return HTML(_offline_controls(html))
+
+
+# Matplotlib's animation controls draw Font Awesome icons loaded from a CDN; offline readers
+# (and the book's headless-browser check) would get a failed request and empty buttons.
+_ICONS = {"fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#9664;&#9664;",
+          "fa fa-step-backward": "&#9664;|", "fa fa-play fa-flip-horizontal": "&#9664;",
+          "fa fa-pause": "&#8214;", "fa fa-play": "&#9654;", "fa fa-step-forward": "|&#9654;",
+          "fa fa-fast-forward": "&#9654;&#9654;|", "fa fa-plus": "+"}
+
+
+def _offline_controls(html: str) -> str:
+    """Drop the CDN stylesheet of an animation's HTML and draw its buttons with plain text."""
+    html = re.sub(r'<link rel="stylesheet"\s*href="https?://[^"]*font-awesome[^"]*">', "", html)
+    for cls, glyph in _ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', glyph)
+    return html
 
 
 def _slider(value, lo, hi, step, description, *, log=False, integer=False):

@@ -75,3 +75,13 @@ def test_moving_a_slider_redraws_but_keeps_the_static_default():
     after = explorer.output.outputs[0]["data"]["image/png"]
     assert after != before
     assert explorer.static_png == default_png
+
+
+def test_sweep_animation_is_self_contained_html_with_one_frame_per_value():
+    html = widgets.sweep(widgets.two_state_figure, "u_ab", [0.5, 1.0, 2.0], n_chains=50).data
+    assert html.count("data:image/png") == 3
+    assert "<script" in html and "https://" not in html and "class=\"fa " not in html
+    with pytest.raises(ValueError, match="values"):
+        widgets.sweep(widgets.two_state_figure, "u_ab", [])
+    with pytest.raises(ValueError, match="name"):
+        widgets.sweep(widgets.two_state_figure, "not a name", [1.0])
