@@ -27,9 +27,11 @@ MAX_NOTEBOOK_SECONDS ?= 180
 # paths linted by ruff (only those that exist: git keeps no empty folder)
 LINT_PATHS := $(wildcard diffnotes tests benchmarks tools)
 
-# sha256 over the names and contents of diffnotes/**/*.py
-PKG_HASH_CMD := find diffnotes -name '*.py' -not -path '*/__pycache__/*' -print0 \
-	| LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1
+# sha256 over the names and contents of diffnotes/**/*.py (and requirements.txt: new
+# library versions can change the outputs too)
+PKG_HASH_CMD := { find diffnotes -name '*.py' -not -path '*/__pycache__/*' -print0 \
+	| LC_ALL=C sort -z | xargs -0 -r sha256sum; sha256sum requirements.txt; } \
+	| sha256sum | cut -d' ' -f1
 
 .PHONY: help book test lint unit test-build browser-check lab bench clean venv
 
@@ -54,7 +56,8 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	@new=$$($(PKG_HASH_CMD)); old=$$(cat $(PKG_HASH_FILE) 2>/dev/null || true); all=""; \
 	if [ "$$new" != "$$old" ]; then \
-		echo ">>> diffnotes/ changed since the last build: clearing the execution cache"; \
+		echo ">>> diffnotes/ (or requirements.txt) changed since the last build:" \
+			"clearing the execution cache, re-executing every chapter"; \
 		rm -rf $(BUILD)/.jupyter_cache; all="--all"; \
 	fi; \
 	$(BIN)/jupyter-book build . $$all; \

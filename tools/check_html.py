@@ -12,7 +12,9 @@ finished (``MathJax.startup.promise``), checked:
 * math is typeset: on a page with math, every math element holds an
   ``mjx-container``, there is no ``mjx-merror`` and no MathJax error text;
 * every ``<img>`` of the content has loaded (``complete && naturalWidth > 0``),
-  and a chapter page has at least one figure;
+  and a chapter page has at least one figure; no widget output fell back to its
+  text repr (``VBox(children=...)``: the widget's bundle had no ``image/png``);
+* no script, stylesheet, font or image is taken from another host (CDN);
 * the browser reported no error: no uncaught exception, no ``console.error``,
   no failed or 4xx/5xx resource load, no error-level log entry -- and no request
   left 127.0.0.1 (the book must work offline, without any CDN).
@@ -290,6 +292,26 @@ PAGE_PROBE = r"""
   const text = document.body.innerText;
   report.mathErrorText = /Math input error|Undefined control sequence|Missing (open|close) brace/
                          .test(text);
+  // assets that would come from another host (a CDN): scripts, styles, preloads, fonts
+  const isRemote = (u) => {
+    try {
+      const x = new URL(u, location.href);
+      return /^https?:$/.test(x.protocol) && x.host !== location.host;
+    } catch (e) { return false; }
+  };
+  report.remoteAssets = [
+    ...Array.from(document.querySelectorAll('script[src]')).map((e) => e.src),
+    ...Array.from(document.querySelectorAll('link[href]'))
+         .filter((e) => /stylesheet|preload|modulepreload|icon|manifest/.test(e.rel))
+         .map((e) => e.href),
+    ...Array.from(document.querySelectorAll(
+           'img[src], iframe[src], video[src], audio[src], source[src]')).map((e) => e.src),
+  ].filter(isRemote);
+  // a widget whose output had no image/png shows up as its text repr, e.g. "VBox(children=..."
+  report.widgetText = Array.from(content.querySelectorAll('.cell_output .text_plain'))
+    .map((e) => e.textContent.trim())
+    .filter((t) => /^[A-Z]\w*\((children|value|layout|description|options|outputs)=/.test(t))
+    .map((t) => t.split('\n')[0].slice(0, 80));
   report.title = document.title;
   report.height = Math.max(document.documentElement.scrollHeight, document.body.scrollHeight);
   return report;
@@ -354,6 +376,11 @@ def check_page(browser: Browser, url: str, shot: Path | None,
             problems.append(f"{len(report['merrors'])} MathJax error(s): {report['merrors'][:3]}")
         if report.get("mathErrorText"):
             problems.append("MathJax error text on the page")
+        if report.get("remoteAssets"):
+            problems.append(f"asset(s) from another host (CDN): {report['remoteAssets'][:5]}")
+        if report.get("widgetText"):
+            problems.append("widget output rendered as text (its mime bundle needs an image/png): "
+                            f"{report['widgetText'][:3]}")
         if report.get("brokenImages"):
             problems.append(f"image(s) did not load: {report['brokenImages'][:5]}")
         if needs_figure and not report.get("images", 0):
@@ -361,6 +388,7 @@ def check_page(browser: Browser, url: str, shot: Path | None,
 
         # --- what the browser reported
         main_status = None
+        request_urls: dict[str, str] = {}
         for ev in cdp.events[first_event:]:
             if ev.get("sessionId") != session:
                 continue
@@ -382,6 +410,7 @@ def check_page(browser: Browser, url: str, shot: Path | None,
                                 f"{e.get('text', '')[:200]} {e.get('url', '')}")
             elif method == "Network.requestWillBeSent":
                 req_url = p.get("request", {}).get("url", "")
+                request_urls[p.get("requestId", "")] = req_url
                 if remote_url(req_url):
                     problems.append(f"request to a remote host: {req_url[:200]}")
             elif method == "Network.responseReceived":
@@ -391,8 +420,9 @@ def check_page(browser: Browser, url: str, shot: Path | None,
                 if r.get("status", 200) >= 400 and not browser_own_request(r.get("url", "")):
                     problems.append(f"HTTP {r.get('status')} for {r.get('url')}")
             elif method == "Network.loadingFailed" and not p.get("canceled"):
+                failed = request_urls.get(p.get("requestId", ""), "?")
                 problems.append(f"resource failed to load: {p.get('errorText')} "
-                                f"({p.get('type')})")
+                                f"({p.get('type')}) {failed[:200]}")
         if main_status is not None and main_status != 200:
             problems.append(f"the page itself answered HTTP {main_status}")
 
