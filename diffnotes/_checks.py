@@ -72,9 +72,13 @@ def real_array(a, name: str, *, ndim=None) -> np.ndarray:
     return arr
 
 
-def distribution(p, name: str, *, n=None, strictly_positive: bool = False, atol: float = 1e-9):
-    """Check that ``p`` is a probability vector (or a stack of them along the last axis)."""
+def distribution(p, name: str, *, n=None, strictly_positive: bool = False, atol: float = 1e-9,
+                 single: bool = False):
+    """Check that ``p`` is a probability vector (or, unless ``single``, a stack of them along
+    the last axis)."""
     p = real_array(p, name, ndim=(1, 2))
+    if single and p.ndim != 1:
+        raise ValueError(f"{name} must be one distribution of shape (n,), got shape {p.shape}")
     if n is not None and p.shape[-1] != n:
         raise ValueError(f"{name} must have {n} entries (one per state), got shape {p.shape}")
     if np.any(p < 0):

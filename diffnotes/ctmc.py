@@ -129,9 +129,7 @@ def independence_generator(p, rate: float = 1.0) -> np.ndarray:
     :math:`Q = \text{rate}(\mathbf{1} p - I)`, so every non-zero eigenvalue equals ``-rate``:
     the spectral gap is ``rate`` whatever ``p`` is.
     """
-    p = distribution(p, "p", strictly_positive=False)
-    if p.ndim != 1:
-        raise ValueError(f"p must be a single distribution of shape (n,), got shape {p.shape}")
+    p = distribution(p, "p", single=True)
     rate = positive_float(rate, "rate")
     n = p.size
     return rate * (np.ones((n, 1)) * p[None, :] - np.eye(n))
@@ -162,9 +160,7 @@ def metropolis_generator(p, adjacency, rate: float = 1.0) -> np.ndarray:
     rate : float
         Rate of proposing a move to each neighbour (> 0).
     """
-    p = distribution(p, "p", strictly_positive=True)
-    if p.ndim != 1:
-        raise ValueError(f"p must be a single distribution of shape (n,), got shape {p.shape}")
+    p = distribution(p, "p", strictly_positive=True, single=True)
     n = p.size
     A = real_array(adjacency, "adjacency", ndim=2)
     if A.shape != (n, n):
@@ -239,9 +235,7 @@ def forward_marginals(Q, p0, times) -> np.ndarray:
         Row ``k`` is the marginal at ``times[k]``.
     """
     Q = check_generator(Q)
-    p0 = distribution(p0, "p0", n=Q.shape[0])
-    if p0.ndim != 1:
-        raise ValueError(f"p0 must be one distribution of shape (n,), got shape {p0.shape}")
+    p0 = distribution(p0, "p0", n=Q.shape[0], single=True)
     t = real_array(times, "times", ndim=(0, 1))
     t = np.atleast_1d(t)
     if np.any(t < 0):
@@ -281,9 +275,7 @@ def solve_kfe(rates: RatesLike, p0, times, *, rtol: float = 1e-8, atol: float = 
     import scipy.integrate
 
     Q, fn, n = _as_rates(rates)
-    p0 = distribution(p0, "p0", n=n)
-    if p0.ndim != 1:
-        raise ValueError(f"p0 must be one distribution of shape (n,), got shape {p0.shape}")
+    p0 = distribution(p0, "p0", n=n, single=True)
     t = time_grid(times)
     if t.size < 2:
         return p0[None, :].copy()
@@ -322,9 +314,7 @@ def piecewise_marginals(rates: RatesLike, p0, edges) -> np.ndarray:
         The marginals at the edges.
     """
     Q, fn, n = _as_rates(rates)
-    p0 = distribution(p0, "p0", n=n)
-    if p0.ndim != 1:
-        raise ValueError(f"p0 must be one distribution of shape (n,), got shape {p0.shape}")
+    p0 = distribution(p0, "p0", n=n, single=True)
     e = time_grid(edges, "edges")
     G = np.repeat(Q[None], e.size - 1, axis=0) if Q is not None else fn(0.5 * (e[1:] + e[:-1]))
     out = np.empty((e.size, n))
@@ -457,9 +447,7 @@ def reverse_kernel(Q, p_s, dt: float) -> np.ndarray:
     :math:`p_{s+dt}(x) = 0` cannot be reached and are set to :math:`p_s`.
     """
     Q = check_generator(Q)
-    p_s = distribution(p_s, "p_s", n=Q.shape[0])
-    if p_s.ndim != 1:
-        raise ValueError(f"p_s must be one distribution of shape (n,), got shape {p_s.shape}")
+    p_s = distribution(p_s, "p_s", n=Q.shape[0], single=True)
     dt = positive_float(dt, "dt")
     P = scipy.linalg.expm(dt * Q)
     p_t = p_s @ P
@@ -589,9 +577,7 @@ class Population:
 
 def sample_states(p, size: int, rng) -> np.ndarray:
     """Draw ``size`` independent states from the distribution ``p`` (shape ``(n,)``)."""
-    p = distribution(p, "p")
-    if p.ndim != 1:
-        raise ValueError(f"p must be one distribution of shape (n,), got shape {p.shape}")
+    p = distribution(p, "p", single=True)
     size = positive_int(size, "size")
     return as_rng(rng).choice(p.size, size=size, p=p)
 
