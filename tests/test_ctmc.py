@@ -335,6 +335,9 @@ def test_fixed_step_population_follows_its_own_law_and_its_bias_is_first_order()
     pop = ctmc.simulate_fixed_step(Q, np.zeros(N, dtype=int), T, dt, rng=15)
     law = np.array([np.linalg.matrix_power(np.eye(2) + dt * Q, k)[0] for k in range(13)])
     assert within_5_se(pop.marginals(2)[:, 0], law[:, 0], N)
+    # the scheme keeps the right equilibrium: pi (I + dt Q) = pi
+    pi = ctmc.stationary_distribution(Q)
+    np.testing.assert_allclose(pi @ (np.eye(2) + dt * Q), pi, atol=1e-15)
     # leading-order bias at time t: -(x0 - pi) lam^2 t dt e^{-lam t} / 2, lam = u_AB + u_BA
     lam, pi_a, t = u_ab + u_ba, u_ba / (u_ab + u_ba), 1.0
     for dt in (1e-2, 1e-3):
