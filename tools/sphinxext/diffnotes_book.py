@@ -5,12 +5,18 @@
   and the second copy throws ``SyntaxError: Identifier 'THEBE_JS_URL' has already
   been declared`` in every page's console (sphinx-togglebutton's inline
   configuration is doubled the same way, harmlessly).
+* Drop the saved ipywidgets state (``application/vnd.jupyter.widget-state+json``).
+  The book loads no widget manager (``nb_ipywidgets_js: {}``), so nothing reads
+  it; it only made each chapter page a few hundred kB heavier. Explorers show
+  their static PNG instead.
 """
 
 from __future__ import annotations
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree):
+
+def _clean_scripts(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if not scripts:
         return
@@ -21,7 +27,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         # an inline script has filename None or "" depending on who added it
         filename = str(getattr(script, "filename", script) or "")
         key = (filename, tuple(sorted(attrs.items())))
-        if key in seen:
+        if key in seen or attrs.get("type") == WIDGET_STATE:
             continue
         seen.add(key)
         unique.append(script)
@@ -30,5 +36,5 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     # run after the other html-page-context handlers have added their scripts
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _clean_scripts, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
