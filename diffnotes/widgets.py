@@ -293,7 +293,7 @@ def denoising_figure(p_data_a=1.0, C=1.0, T=3.0, n_chains=100, eps=0.01, seed=0)
                           times=grid_r)
     K = ctmc.reverse_kernel(Qf, p_data, eps)
     x_end = ctmc.sample_transitions(K, pop_r.states[-1], rng)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3), sharey=True)
     plot_population_vs_exact(grid, pop_c.marginals(2), ctmc.forward_marginals(Qc, noise, grid),
                              ax=axes[0], states=[0], n_chains=n_chains,
                              title="classical: equilibrium = data")
