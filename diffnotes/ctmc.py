@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.integrate
 import scipy.linalg
 
 from ._checks import as_rng, distribution, positive_float, positive_int, real_array, time_grid
@@ -251,8 +252,8 @@ def solve_kfe(rates: RatesLike, p0, times, *, rtol: float = 1e-8, atol: float = 
 
     For time-dependent rates (a rates function) there is usually no closed form; this solves the
     linear ODE with :func:`scipy.integrate.solve_ivp` (DOP853). It is the book's independent
-    check on simulations with time-dependent rates, and gives the exact law of a chain driven
-    by *estimated* rates.
+    check on simulations with time-dependent rates. For rates that are constant between known
+    times, :func:`piecewise_marginals` is exact and faster.
 
     Parameters
     ----------
@@ -272,8 +273,6 @@ def solve_kfe(rates: RatesLike, p0, times, *, rtol: float = 1e-8, atol: float = 
     -------
     ndarray of shape (m, n)
     """
-    import scipy.integrate
-
     Q, fn, n = _as_rates(rates)
     p0 = distribution(p0, "p0", n=n, single=True)
     t = time_grid(times)
