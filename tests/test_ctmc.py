@@ -40,6 +40,16 @@ def test_two_state_closed_form_matches_expm(u_ab, u_ba, p0_a):
                                atol=1e-12)
 
 
+def test_transition_matrix_is_stochastic_and_semigroup():
+    rng = np.random.default_rng(0)
+    Q = random_generator(4, rng)
+    P1, P2, P3 = (ctmc.transition_matrix(Q, t) for t in (0.4, 0.7, 1.1))
+    np.testing.assert_allclose(P1.sum(axis=1), 1.0)
+    assert np.all(P1 >= 0)
+    np.testing.assert_allclose(P1 @ P2, P3, atol=1e-12)  # Chapman-Kolmogorov
+    np.testing.assert_allclose(ctmc.transition_matrix(Q, 0.0), np.eye(4))
+
+
 def test_forward_marginals_solve_the_kfe_ode():
     rng = np.random.default_rng(1)
     Q = random_generator(5, rng)
@@ -384,6 +394,11 @@ def test_simulations_are_reproducible_from_the_seed():
     (lambda: ctmc.forward_marginals([[-1.0, 1.0], [1.0, -1.0]], [1.0, 0.0, 0.0], [1.0]), "p0"),
     (lambda: ctmc.forward_marginals([[-1.0, 1.0], [1.0, -1.0]], [1.0, 0.0], [-1.0]), "times"),
     (lambda: ctmc.two_state_marginals(1.0, 1.0, 1.5, [0.0]), "p0_a"),
+    (lambda: ctmc.transition_matrix([[-1.0, 1.0], [1.0, -1.0]], -0.5), "t"),
+    (lambda: ctmc.piecewise_marginals([[-1.0, 1.0], [1.0, -1.0]], [1.0, 0.0], [1.0, 0.5]),
+     "edges"),
+    (lambda: ctmc.step_interpolant([0.0, 1.0], np.ones((3, 2))), "values"),
+    (lambda: ctmc.sample_transitions([[0.5, 0.6], [0.5, 0.5]], [0, 1], 0), "P"),
     (lambda: ctmc.reverse_generator([[-1.0, 1.0], [1.0, -1.0]], [1.0, 0.0]), "p"),
     (lambda: ctmc.reverse_generator([[-1.0, 1.0], [1.0, -1.0]], [0.5, 0.25, 0.25]), "p"),
     (lambda: ctmc.reverse_rates([[-1.0, 1.0], [1.0, -1.0]], lambda s: s, -1.0), "T"),
