@@ -84,8 +84,9 @@ def distribution(p, name: str, *, n=None, strictly_positive: bool = False, atol:
     if np.any(p < 0):
         raise ValueError(f"{name} must have non-negative entries, got min {p.min():.3g}")
     sums = p.sum(axis=-1)
-    if np.any(np.abs(sums - 1.0) > atol * p.shape[-1] + 1e-12):
-        raise ValueError(f"{name} must sum to 1, got sum {np.ravel(sums)[0]:.12g}")
+    err = np.abs(np.ravel(sums) - 1.0)
+    if np.any(err > atol * p.shape[-1] + 1e-12):
+        raise ValueError(f"{name} must sum to 1, got sum {np.ravel(sums)[np.argmax(err)]:.12g}")
     if strictly_positive and np.any(p == 0):
         state = int(np.argwhere(p == 0)[0][-1])
         raise ValueError(f"{name} must be strictly positive; {name}[{state}] = 0")

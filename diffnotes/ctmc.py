@@ -565,10 +565,6 @@ class Population:
     states: np.ndarray
     n_jumps: np.ndarray
 
-    @property
-    def n_chains(self) -> int:
-        return self.states.shape[1]
-
     def marginals(self, n_states: int, pseudocount: float = 0.0) -> np.ndarray:
         """Fraction of chains in each state at each time: :func:`empirical_marginals`."""
         return empirical_marginals(self.states, n_states, pseudocount)
@@ -773,8 +769,8 @@ def simulate(rates: RatesLike, x0, T: float, *, rng, times=None, rate_bound=None
             u = rng.random(idx.size) * lam
             jumps = u < exit_rate
             if np.any(jumps):
-                y = (np.cumsum(row[jumps], axis=1) <= u[jumps, None]).sum(axis=1)
-                y = np.minimum(y, n - 1)
+                # given a jump, u / exit_rate is uniform on [0, 1): pick y in proportion to rates
+                y = _categorical_rows(np.cumsum(row[jumps], axis=1), u[jumps] / exit_rate[jumps])
                 _add_jumps(delta, grid, idx[jumps], tp[jumps], xp[jumps], y)
                 x[idx[jumps]] = y
                 n_jumps[idx[jumps]] += 1
