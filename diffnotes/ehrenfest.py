@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 MAX_S = 2**24
+#: Above this many balls :func:`transition_matrix` exponentiates :func:`log_transition_matrix`.
+FFT_MAX_S = 2048
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,9 +132,11 @@ def transition_matrix(S: int, t: float, *, schedule: Schedule | None = None,
 
     Accuracy is *absolute*: every entry is within about ``1e-15`` of the exact value and rows
     sum to 1 within ``1e-12``. Entries far in the tails (below about ``1e-15``) are therefore
-    not resolved; round-off that lands below zero is set to zero and each row is renormalised
-    (which moves no entry by more than about ``1e-15``). Where relative accuracy in
-    the tails matters (ratios of tiny probabilities), use :func:`log_transition_matrix`.
+    not resolved; round-off that lands below zero is set to zero. For ``S > FFT_MAX_S``
+    (2048), where the round-off of many entries would add up, the function returns
+    ``exp(log_transition_matrix(...))`` instead (``O(S^2)``, accurate everywhere). Where
+    relative accuracy in the tails matters (ratios of tiny probabilities), use
+    :func:`log_transition_matrix`.
 
     Parameters
     ----------
@@ -153,6 +157,8 @@ def transition_matrix(S: int, t: float, *, schedule: Schedule | None = None,
     if theta == 0.0:
         P = np.eye(S + 1)
         return P if rows is None else P[rows]
+    if S > FFT_MAX_S:  # FFT round-off (~1e-16 per entry) would add up over many entries
+        return np.exp(log_transition_matrix(S, t, schedule=schedule, n0=n0))
     p, q = _pq(theta)
     N = scipy.fft.next_fast_len(S + 1, real=True)
     z = np.exp(-2j * np.pi * np.arange(N // 2 + 1) / N)
@@ -172,11 +178,8 @@ def transition_matrix(S: int, t: float, *, schedule: Schedule | None = None,
         a = rows[:, None].astype(float)
         G = np.exp(a * np.log(q + p * z) + (S - a) * np.log(p + q * z))
         P = scipy.fft.irfft(G, n=N, axis=1, workers=-1)[:, :S + 1]
-    # round-off in the far tails can land below zero: clip it and renormalise the rows (this
-    # moves no entry by more than about 1e-15)
-    np.maximum(P, 0.0, out=P)
-    P /= P.sum(axis=1, keepdims=True)
-    return P
+    # round-off in the far tails can land below zero: clip it (adds at most ~S * 1e-16 mass)
+    return np.maximum(P, 0.0, out=P)
 
 
 def log_transition_matrix(S: int, t: float, *, schedule: Schedule | None = None,
@@ -373,7 +376,7 @@ def mixture_score(mixture: GaussianMixture, *, schedule: Schedule | None = None)
         top = logc.max(axis=0)
         is_top = logc == top
         count = is_top.sum(axis=0)
-        rest = np.exp(np.where(is_top, -np.inf, logc) - top).sum(axis=0) / count
+        rest = np.where(is_top, 0.0, np.exp(logc - top)).sum(axis=0) / count
         r = np.exp(logc - (np.log1p(rest) + np.log(count) + top))
         return -np.einsum("km,kij,kjm->mi", r, evecs, y / var)
 
@@ -663,7 +666,9 @@ def _check_rates(up, dn, shape):
         if r.shape != shape:
             raise ValueError(f"rates(n, t) must return {name} rates of shape {shape}, "
                              f"got {r.shape}")
-        if not np.all(np.isfinite(r)) or np.any(r < 0):
+        # the extremes tell all (two passes, no temporaries): a NaN or a negative rate fails
+        # the test on the minimum, +inf the one on the maximum
+        if r.size and not (r.min() >= 0 and r.max() < np.inf):
             raise ValueError(f"rates(n, t) returned {name} rates that are negative or not "
                              "finite")
 
@@ -713,7 +718,9 @@ def sample_reverse_exact(rates: Callable, n_T, T: float, S: int, *, rng, t_min: 
     snaps = np.linspace(0.0, span, record + 2)     # in reverse time tau
     path = np.empty((record + 2, m, d), dtype=n.dtype)
     path[0] = n
-    next_snap = np.ones(m, dtype=int)
+    next_snap = np.ones(m, dtype=int)              # each sample's next snapshot,
+    snap_due = np.append(snaps, np.inf)            # due at snap_due[next_snap] (inf: none left)
+    first_due = snaps[1]                           # the earliest due over all samples
     tau = np.zeros(m)
     up, dn = rates(n, np.full(m, T))
     _check_rates(up, dn, n.shape)
@@ -721,48 +728,58 @@ def sample_reverse_exact(rates: Callable, n_T, T: float, S: int, *, rng, t_min: 
     n_evals, n_jumps = 1, 0
     active = np.arange(m)
     while active.size:
-        lam_a = lam[active]
+        lam_a, tau_a = lam[active], tau[active]
         with np.errstate(divide="ignore"):
             wait = rng.exponential(1.0, active.size) / lam_a
         # rates at forward time t change on the time scale t itself (they grow like 1/t near
         # the data), so the bound is refreshed after at most a quarter of the remaining time
-        t_now = T - tau[active]
-        hold = np.minimum(max_hold, np.maximum(0.25 * t_now, 1e-4 * span))
-        room = np.minimum(hold, span - tau[active])
+        hold = np.minimum(max_hold, np.maximum(0.25 * (T - tau_a), 1e-4 * span))
+        room = np.minimum(hold, span - tau_a)
         candidate = wait < room
-        new_tau = np.where(candidate, tau[active] + wait, np.minimum(tau[active] + room, span))
-        new_tau = np.where(~candidate & (span - new_tau < 1e-12 * span), span, new_tau)
+        # a sample without a candidate moves on to its next refresh (or to the end)
+        no_jump = np.minimum(tau_a + room, span)
+        no_jump[span - no_jump < 1e-12 * span] = span
+        tau_a = np.where(candidate, tau_a + wait, no_jump)
         # snapshots passed before the (possible) jump keep the pre-jump state
-        while True:
-            ns = next_snap[active]
-            hit = (ns < record + 2) & (snaps[np.minimum(ns, record + 1)] <= new_tau)
-            if not hit.any():
-                break
-            i = active[hit]
-            path[next_snap[i], i] = n[i]
-            next_snap[i] += 1
-        tau[active] = new_tau
+        if tau_a.max() >= first_due:
+            while True:
+                hit = snap_due[next_snap[active]] <= tau_a
+                if not hit.any():
+                    break
+                i = active[hit]
+                path[next_snap[i], i] = n[i]
+                next_snap[i] += 1
+            first_due = snap_due[next_snap].min()
+        tau[active] = tau_a
         # samples that reached the end without a candidate are done: no rates needed there
-        going = candidate | (new_tau < span)
-        active, lam_a, candidate = active[going], lam_a[going], candidate[going]
-        if not active.size:
-            break
-        nt = n[active]
-        up, dn = rates(nt, T - tau[active])
+        going = candidate | (tau_a < span)
+        if not going.all():
+            active, lam_a, candidate, tau_a = (active[going], lam_a[going], candidate[going],
+                                               tau_a[going])
+            if not active.size:
+                break
+        up, dn = rates(n[active], T - tau_a)
         n_evals += 1
-        _check_rates(up, dn, nt.shape)
+        _check_rates(up, dn, (active.size, d))
         total = up.sum(1) + dn.sum(1)
         if np.any(candidate & (total > lam_a * (1 + 1e-9))):
             raise ValueError("a rate exceeded its thinning bound; increase bound_factor or "
                              "decrease max_hold")
         accept = candidate & (rng.random(active.size) * lam_a < total)
         if accept.any():
-            w = np.concatenate([up[accept], dn[accept]], axis=1)
-            cum = np.cumsum(w, axis=1)
-            u = rng.random(cum.shape[0]) * cum[:, -1]
-            j = np.minimum((cum < u[:, None]).sum(1), 2 * d - 1)
+            # the move j in proportion to the 2 d rates (j < d: up in coordinate j, else down
+            # in j - d): the number of cumulative rates below u, which is at most 2 d - 1. The
+            # rates are laid out (2 d, samples) so that every operation runs over the samples.
+            cum = np.concatenate([up.T, dn.T]).compress(accept, axis=1)
+            for k in range(1, 2 * d):
+                cum[k] += cum[k - 1]
+            u = rng.random(cum.shape[1]) * cum[-1]
+            j = np.zeros(cum.shape[1], dtype=int)
+            for k in range(2 * d - 1):
+                j += cum[k] < u
+            down = j >= d
             idx = active[accept]
-            n[idx, j % d] += np.where(j < d, 1, -1)
+            n.reshape(-1)[idx * d + j - d * down] += 1 - 2 * down  # a view: n is C-contiguous
             n_jumps += idx.size
             if refresh:  # the bound follows the state: rates at the new state
                 up2, dn2 = rates(n[idx], T - tau[idx])
@@ -770,7 +787,9 @@ def sample_reverse_exact(rates: Callable, n_T, T: float, S: int, *, rng, t_min: 
                 _check_rates(up2, dn2, (idx.size, d))
                 total[accept] = up2.sum(1) + dn2.sum(1)
         lam[active] = bound_factor * total
-        active = active[tau[active] < span]
+        still = tau_a < span
+        if not still.all():
+            active = active[still]
     path[-1] = n
     return ReverseRun(n, T - snaps, path, n_evals, n_jumps, 0, time.perf_counter() - t0)
 
