@@ -3,7 +3,7 @@ one of the given words) and print each as a ratio against its baseline."""
 
 import sys
 
-from . import bench_ctmc  # noqa: F401  (registers its benchmarks)
+from . import bench_ctmc, bench_ehrenfest  # noqa: F401  (register their benchmarks)
 from .harness import run
 
 if __name__ == "__main__":
