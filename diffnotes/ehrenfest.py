@@ -343,7 +343,10 @@ def lattice_pmf(log_density: Callable, S: int, dim: int = 1) -> np.ndarray:
 def ou_coefficients(t, *, schedule: Schedule | None = None):
     r"""``(alpha, sigma)`` of the OU kernel ``X_t = alpha X_0 + sigma eps``:
     :math:`\alpha = e^{-\Theta(t)}`, :math:`\sigma = \sqrt{1 - e^{-2\Theta(t)}}`."""
-    theta = as_schedule(schedule).integral(_times(t))
+    return _ou(as_schedule(schedule).integral(_times(t)))
+
+
+def _ou(theta):
     return np.exp(-theta), np.sqrt(-np.expm1(-2 * theta))
 
 
@@ -364,8 +367,9 @@ def mixture_score(mixture: GaussianMixture, *, schedule: Schedule | None = None)
         if x.ndim != 2 or x.shape[1] != mixture.dim:
             raise ValueError(f"x must have shape (m, {mixture.dim}), got {x.shape}")
         t = np.broadcast_to(np.asarray(t, dtype=float), x.shape[:1])
-        theta = schedule.a * t + 0.5 * schedule.b * t * t
-        alpha, sigma = np.exp(-theta), np.sqrt(-np.expm1(-2 * theta))
+        if t.size and not t.min() >= 0:       # also catches NaN
+            raise ValueError(f"t must be >= 0, got min {t.min():.3g}")
+        alpha, sigma = _ou(schedule._theta(t))
         var = alpha**2 * evals + sigma**2                                        # (K, d, m)
         if np.any(var <= 0):
             raise ValueError("t must be > 0 for a mixture with a singular covariance")
@@ -604,7 +608,7 @@ def score_rates(score: Callable, S: int, *, schedule: Schedule | None = None,
 
     def rates(n, t):
         t = np.broadcast_to(np.asarray(t, dtype=float), n.shape[:1])
-        lam = (schedule.a + schedule.b * t).reshape((-1,) + (1,) * (n.ndim - 1))
+        lam = schedule._lam(t).reshape((-1,) + (1,) * (n.ndim - 1))
         return _score_to_rates(lambda x: score(x, t), n, S, lam, order)
 
     return rates
@@ -898,7 +902,7 @@ def rate_matching_loss(model, n0, t, S: int, *, schedule: Schedule | None = None
         raise ValueError("t must have shape (B,) and be > 0")
     if n0.min() < 0 or n0.max() > S:
         raise ValueError(f"n0 must lie in {{0, ..., {S}}}")
-    theta = schedule.a * t + 0.5 * schedule.b * t * t
+    theta = schedule._theta(t)
     q = -0.5 * torch.expm1(-theta)
     lp, lq = torch.log1p(-q)[:, None], torch.log(q)[:, None]
     n0f = n0.to(t.dtype)

@@ -42,12 +42,17 @@ class Schedule:
 
     def rate(self, t):
         r"""The rate multiplier :math:`\lambda(t)` (same shape as ``t``)."""
-        t = self._t(t)
-        return self.a + self.b * t
+        return self._lam(self._t(t))
 
     def integral(self, t):
         r"""The clock :math:`\Theta(t) = \int_0^t \lambda(s)\,ds` (same shape as ``t``)."""
-        t = self._t(t)
+        return self._theta(self._t(t))
+
+    # Unchecked versions for hot loops and torch tensors (callers have validated ``t``).
+    def _lam(self, t):
+        return self.a + self.b * t
+
+    def _theta(self, t):
         return self.a * t + 0.5 * self.b * t * t
 
     def __repr__(self) -> str:

@@ -316,6 +316,17 @@ def test_ou_distance_w1_and_tv_against_quadrature():
     np.testing.assert_allclose(w, 0.5, rtol=0.02)
 
 
+def test_ou_limit_rates_stated_in_chapter_2():
+    # Chapter 2: from x0 = 2 at t = 0.5, W1 to the OU Gaussian falls like S^(-1/2) (the lattice
+    # spacing) and TV to the Gaussian binned on the lattice like S^(-1) (Edgeworth, skewness
+    # O(1/S)); the fitted log-log slopes over S = 64..4096 must be within 0.05 of those
+    Ss = np.array([64, 256, 1024, 4096])
+    d = [eh.ou_distance(S, 0.5, int(eh.to_lattice(2.0, S))) for S in Ss]
+    slope_w1 = np.polyfit(np.log(Ss), np.log([v["w1"] for v in d]), 1)[0]
+    slope_tv = np.polyfit(np.log(Ss), np.log([v["tv"] for v in d]), 1)[0]
+    assert abs(slope_w1 + 0.5) < 0.05 and abs(slope_tv + 1.0) < 0.05, (slope_w1, slope_tv)
+
+
 # ------------------------------------------------------------------------ time reversal
 def brute_force_reverse(p0, t, S):
     """Reverse rates from expm matrices and the posterior p_{0|t}: the conditional
@@ -682,6 +693,8 @@ def test_bad_inputs_raise_with_the_argument_name():
         eh.mixture_score(GM, schedule=1.0)
     with pytest.raises(ValueError, match="mixture"):
         eh.mixture_score("not a mixture")
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        eh.mixture_score(GM)(np.zeros((3, 1)), -0.1)
     with pytest.raises(ValueError, match="rng"):
         eh.sample_forward([1], 0.5, 5, None)
 
@@ -789,3 +802,18 @@ def test_fit_rate_model_reduces_the_loss_and_gives_rates():
     run = eh.sample_reverse_tau(rates, eh.sample_stationary(S, 100, 1), 3.0, S, rng=2,
                                 n_steps=20, t_min=0.01)
     assert run.states.shape == (100, 1)
+
+
+def test_cutoff_at_half_log_S():
+    # Chapter 2: from n0 = S the TV distance to Binomial(S, 1/2) crosses 1/2 at t = log(S)/2 +
+    # a constant: the crossing moves by log(10)/2 = 1.151 per factor 10 in S (to 0.02)
+    def crossing(S):
+        stat = binom.pmf(np.arange(S + 1), S, 0.5)
+        lo, hi = 0.0, 20.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if tv(eh.transition_matrix(S, mid, n0=S)[0], stat) > 0.5 \
+                else (lo, mid)
+        return lo
+    t_half = np.array([crossing(S) for S in (100, 1000, 10_000)])
+    np.testing.assert_allclose(np.diff(t_half), 0.5 * np.log(10), atol=0.02)
