@@ -35,6 +35,7 @@ from scipy.special import gammaln, logsumexp
 from ._checks import as_rng, distribution, positive_float, positive_int, real_array
 from .mixtures import GaussianMixture
 from .schedules import Schedule, as_schedule
+from .sde import OU
 
 __all__ = [
     "ExactReverseRates",
@@ -355,34 +356,13 @@ def mixture_score(mixture: GaussianMixture, *, schedule: Schedule | None = None)
     process (:eq:`ch2-ou`); ``x`` of shape ``(m, d)``, ``t`` a float or of shape ``(m,)``."""
     if not isinstance(mixture, GaussianMixture):
         raise ValueError("mixture must be a diffnotes.mixtures.GaussianMixture")
-    schedule = as_schedule(schedule)
-    evals, evecs = np.linalg.eigh(mixture.covs)                       # (K, d), (K, d, d)
-    logw = np.log(mixture.weights)[:, None]
-    # the work is done with the samples on the last axis, shapes (K, d, m) and (K, m), so that
-    # every NumPy loop runs over the m samples (not over the few components or dimensions)
-    evals, means = evals[:, :, None], mixture.means[:, :, None]
+    ou = OU(as_schedule(schedule))
 
     def score(x, t):
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or x.shape[1] != mixture.dim:
             raise ValueError(f"x must have shape (m, {mixture.dim}), got {x.shape}")
-        t = np.broadcast_to(np.asarray(t, dtype=float), x.shape[:1])
-        if t.size and not t.min() >= 0:       # also catches NaN
-            raise ValueError(f"t must be >= 0, got min {t.min():.3g}")
-        alpha, sigma = _ou(schedule._theta(t))
-        var = alpha**2 * evals + sigma**2                                        # (K, d, m)
-        if np.any(var <= 0):
-            raise ValueError("t must be > 0 for a mixture with a singular covariance")
-        y = np.einsum("kji,kjm->kim", evecs, x.T - alpha * means)      # eigenbasis, (K, d, m)
-        logc = logw - 0.5 * np.sum(y * y / var + np.log(var), axis=1)           # (K, m)
-        # responsibilities: the log-sum-exp over components as scipy.special.logsumexp
-        # computes it (the maximal terms kept out of the sum), without its overhead
-        top = logc.max(axis=0)
-        is_top = logc == top
-        count = is_top.sum(axis=0)
-        rest = np.where(is_top, 0.0, np.exp(logc - top)).sum(axis=0) / count
-        r = np.exp(logc - (np.log1p(rest) + np.log(count) + top))
-        return -np.einsum("km,kij,kjm->mi", r, evecs, y / var)
+        return mixture.score(x, np.broadcast_to(np.asarray(t, dtype=float), x.shape[:1]), ou)
 
     return score
 
@@ -832,6 +812,12 @@ def sample_reverse_tau(rates: Callable, n_T, T: float, S: int, *, rng, n_steps: 
         up, dn = rates(n, np.full(m, grid[k]))
         _check_rates(up, dn, n.shape)
         if method == "poisson":
+            big = max(float(up.max(initial=0)), float(dn.max(initial=0))) * h
+            if big > 1e9:
+                raise ValueError(
+                    f"n_steps = {n_steps} is far too few for these rates: a leap at t = "
+                    f"{grid[k]:.3g} expects {big:.3g} moves on a lattice of {S + 1} states; use "
+                    f"more steps or method='binomial' (which never leaves the lattice)")
             ups, dns = rng.poisson(up * h), rng.poisson(dn * h)
             new = n + ups - dns
             out = (new < 0) | (new > S)

@@ -58,8 +58,11 @@ class GaussianMixture:
         except np.linalg.LinAlgError:
             raise ValueError("covs must be positive definite") from None
         self.weights, self.means, self.covs = w, mu, c
-        self._prec = np.linalg.inv(c)
-        self._logdet = 2 * np.log(np.diagonal(self._chol, axis1=1, axis2=2)).sum(axis=1)
+        # eigenbasis of each covariance: the diffused covariance alpha^2 Sigma + sigma^2 I shares
+        # it, so scores at any time (and per-point times) need no new factorisation; the work is
+        # laid out with the m points on the last axis, so NumPy loops over points
+        self._evals, self._evecs = np.linalg.eigh(c)                      # (K, d), (K, d, d)
+        self._means_t = mu[:, :, None]                                    # (K, d, 1)
 
     @property
     def dim(self) -> int:
@@ -80,25 +83,75 @@ class GaussianMixture:
             raise ValueError(f"x must have shape (m, {self.dim}), got {x.shape}")
         return x, flat
 
-    def _log_components(self, x):
-        diff = x[:, None, :] - self.means[None]                          # (m, K, d)
-        maha = np.einsum("mki,kij,mkj->mk", diff, self._prec, diff)
-        return (np.log(self.weights) - 0.5 * (maha + self._logdet + self.dim * np.log(2 * np.pi)),
-                diff)
+    def _coefficients(self, x, t, sde):
+        """Per-sample ``(alpha, sigma)`` of the kernel at time ``t`` (identity when no SDE)."""
+        m = x.shape[0]
+        if sde is None:
+            if t is not None:
+                raise ValueError("t needs an sde: pass score(x, t, sde) (or neither, for t = 0)")
+            return np.ones(m), np.zeros(m)
+        if t is None:
+            raise ValueError("sde needs a time t: pass score(x, t, sde)")
+        if not hasattr(sde, "alpha_sigma"):
+            raise ValueError(f"sde must be a linear SDE of diffnotes.sde (with a closed-form "
+                             f"kernel), got {type(sde).__name__}")
+        t = real_array(t, "t", ndim=(0, 1))
+        if t.ndim == 1 and t.shape != (m,):
+            raise ValueError(f"t must be a float or have shape ({m},) (one time per point), "
+                             f"got {t.shape}")
+        alpha, sigma = sde.alpha_sigma(np.broadcast_to(t, (m,)))
+        return np.asarray(alpha, float), np.asarray(sigma, float)
 
-    def log_prob(self, x) -> np.ndarray:
-        """Log density at points ``x``; shape ``(m,)``."""
+    def _log_components(self, x, alpha, sigma):
+        """Log of ``w_k N(x; alpha mu_k, alpha^2 Sigma_k + sigma^2 I)`` and the whitened
+        residuals, worked out in each component's eigenbasis (shapes (K, m), (K, d, m))."""
+        var = alpha**2 * self._evals[:, :, None] + sigma**2                  # (K, d, m)
+        if np.any(var <= 0):
+            raise ValueError("t must be > 0 for this sde (its kernel is singular at t = 0)")
+        y = np.einsum("kji,kjm->kim", self._evecs, x.T - alpha * self._means_t)
+        logc = (np.log(self.weights)[:, None]
+                - 0.5 * np.sum(y * y / var + np.log(var), axis=1)
+                - 0.5 * self.dim * np.log(2 * np.pi))
+        return logc, y / var
+
+    def log_prob(self, x, t=None, sde=None) -> np.ndarray:
+        r"""Log density at points ``x``, shape ``(m,)``.
+
+        With ``t`` and a linear ``sde`` (:mod:`diffnotes.sde`), the log density of the mixture
+        diffused to time ``t``, :math:`\log q_t(x)`; ``t`` a float or one time per point."""
         x, _ = self._points(x)
-        lc, _ = self._log_components(x)
-        return logsumexp(lc, axis=1)
+        logc, _ = self._log_components(x, *self._coefficients(x, t, sde))
+        return logsumexp(logc, axis=0)
 
-    def score(self, x) -> np.ndarray:
-        r"""The score :math:`\nabla_x \log q(x)`, shaped like ``x``."""
+    def score(self, x, t=None, sde=None) -> np.ndarray:
+        r"""The score :math:`\nabla_x \log q(x)`, shaped like ``x``.
+
+        With ``t`` and a linear ``sde`` (:mod:`diffnotes.sde`), the exact score of the mixture
+        diffused to time ``t``, :math:`\nabla_x\log q_t(x)`; ``t`` a float or one time per
+        point. This is the ground truth of every score the book learns or transfers."""
         x, flat = self._points(x)
-        lc, diff = self._log_components(x)
-        r = np.exp(lc - logsumexp(lc, axis=1, keepdims=True))          # responsibilities
-        s = -np.einsum("mk,kij,mkj->mi", r, self._prec, diff)
+        logc, z = self._log_components(x, *self._coefficients(x, t, sde))
+        r = np.exp(logc - logsumexp(logc, axis=0, keepdims=True))            # (K, m)
+        s = -np.einsum("km,kij,kjm->mi", r, self._evecs, z)
         return s[:, 0] if flat else s
+
+    def score_function(self, sde):
+        """The exact score as a function ``(x, t) -> score(x, t, sde)``, the form the samplers of
+        :mod:`diffnotes.sde` take."""
+        if not hasattr(sde, "alpha_sigma"):
+            raise ValueError(f"sde must be a linear SDE of diffnotes.sde, got "
+                             f"{type(sde).__name__}")
+
+        def exact_score(x, t):
+            return self.score(x, t, sde)
+
+        return exact_score
+
+    def at(self, t: float, sde) -> GaussianMixture:
+        """The mixture diffused by ``sde`` to time ``t`` (a float), as a new mixture."""
+        t = positive_float(t, "t", allow_zero=True)
+        alpha, sigma = sde.alpha_sigma(t)
+        return self.diffuse(float(alpha), float(sigma))
 
     def sample(self, n: int, rng) -> np.ndarray:
         """``n`` independent draws, shape ``(n, d)`` (``(n,)`` when ``d = 1``)."""
