@@ -3,7 +3,12 @@ one of the given words) and print each as a ratio against its baseline."""
 
 import sys
 
-from . import bench_ctmc, bench_ehrenfest  # noqa: F401  (register their benchmarks)
+from . import (  # noqa: F401  (register their benchmarks)
+    bench_ctmc,
+    bench_ehrenfest,
+    bench_score,
+    bench_sde,
+)
 from .harness import run
 
 if __name__ == "__main__":

@@ -21,18 +21,9 @@ from diffnotes import ehrenfest
 from diffnotes.mixtures import GaussianMixture
 
 from .harness import Case, benchmark
+from .harness import timed as _timed
 
 FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
-
-
-def _timed(fn, times, key):
-    """``fn`` wrapped so that its best wall time is kept in ``times[key]``."""
-    def wrapped():
-        t0 = time.perf_counter()
-        out = fn()
-        times[key] = min(times.get(key, np.inf), time.perf_counter() - t0)
-        return out
-    return wrapped
 
 
 def _verdict(ok):

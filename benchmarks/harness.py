@@ -30,6 +30,17 @@ def benchmark(fn):
     return fn
 
 
+def timed(fn, times: dict, key: str):
+    """``fn`` wrapped so that its best wall time is kept in ``times[key]`` (for benchmarks that
+    report the timings of their baseline and candidate in their own detail lines)."""
+    def wrapped():
+        t0 = time.perf_counter()
+        out = fn()
+        times[key] = min(times.get(key, float("inf")), time.perf_counter() - t0)
+        return out
+    return wrapped
+
+
 def best_time(fn, repeats):
     best, result = float("inf"), None
     for _ in range(repeats):

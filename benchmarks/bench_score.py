@@ -1,0 +1,154 @@
+"""Benchmark for :mod:`diffnotes.score`: does the default training recipe learn a 2-D score well
+enough, fast enough?
+
+:class:`~diffnotes.score.ScoreMLP` (defaults) is trained by :func:`~diffnotes.score.train`
+(defaults) on fresh draws of the two-moons mixture :func:`~diffnotes.mixtures.moons_mixture`
+with :class:`~diffnotes.sde.VPSDE`, and 2000 points are sampled from the averaged (EMA) model by
+:func:`~diffnotes.sde.euler_maruyama` (1000 steps). Targets, on the detail lines:
+
+- training wall time < 30 s (reported, not enforced: it depends on the load of the machine);
+- sliced-W2 of the samples to 2000 fresh draws of the mixture <= 2x the noise floor (the same
+  distance between two independent sets of 2000 draws, mean over 5 pairs, in the same run);
+  a miss raises once the lines are printed.
+
+The harness's row times the same sampler with the *exact* mixture score (baseline) against
+training plus sampling (candidate); its ratio is for information (target 0). The detail lines
+also give the SW2 of the exact-score sampler (the best this sampler can do: what is left is
+discretisation and sampling noise), the relative L2 error of the learned score against the exact
+one at several times, the final training loss against the DSM loss of the exact score (the
+floor no network can beat), and the same recipe on :func:`diffnotes.data.two_moons`.
+"""
+
+import time
+
+import numpy as np
+import torch
+
+from diffnotes import data, score, sde
+from diffnotes.metrics import noise_floor, sliced_wasserstein2
+from diffnotes.mixtures import moons_mixture
+
+from .harness import Case, benchmark
+
+N, STEPS, TIMES = 2000, 1000, (0.05, 0.1, 0.3, 0.6, 0.9)
+
+
+def _one_thread(fn):
+    """``fn`` run with one torch thread (restored afterwards): this tiny MLP gains nothing from
+    more, and on shared cores several spin-waiting threads slow each step many times over."""
+    def wrapped(*args):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapped
+
+
+def _verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def _line(text):
+    print(f"  | {text}")
+
+
+def _sample(sde_, score_fn, seed):
+    return sde.euler_maruyama(sde_, score_fn, sde_.prior_sample(N, 2, seed), seed + 1,
+                              n_steps=STEPS).x
+
+
+def _rel_err(score_fn, gm, sde_, t, n=4000):
+    """Relative L2 error of a score against the exact one, weighted by draws of q_t."""
+    x = sde_.sample_marginal(gm.sample(n, 11), t, 12)
+    exact = gm.score(x, t, sde_)
+    return float(np.sqrt(np.sum((score_fn(x, t) - exact) ** 2) / np.sum(exact**2)))
+
+
+class _Exact(torch.nn.Module):
+    """The exact mixture score as a 'network' (for the DSM loss of the exact score)."""
+
+    parameterization = "score"
+
+    def __init__(self, gm, sde_):
+        super().__init__()
+        self.gm, self.sde = gm, sde_
+
+    def forward(self, x, t):
+        return torch.as_tensor(self.gm.score(x.double().numpy(), t.double().numpy(), self.sde))
+
+
+def _exact_loss(gm, sde_, n=200_000):
+    """Monte Carlo DSM loss (sigma2 weighting, t ~ U(1e-3, 1)) of the exact score, +- 1 SE
+    (from 10 batches)."""
+    gen = torch.Generator().manual_seed(0)
+    vals = [float(score.denoising_loss(_Exact(gm, sde_), torch.as_tensor(gm.sample(n // 10, i)),
+                                       sde_, gen)) for i in range(10)]
+    return np.mean(vals), np.std(vals, ddof=1) / np.sqrt(len(vals))
+
+
+@benchmark
+def learned_moons_vs_exact_score():
+    gm, vp = moons_mixture(), sde.VPSDE()
+    target = gm.sample(N, 123)
+    state = {}
+
+    def exact():
+        return _sample(vp, gm.score_function(vp), 5)
+
+    def learned():
+        res = score.train(score.ScoreMLP(), vp, gm.sample, progress=False)
+        state["res"] = res
+        return _sample(vp, score.score_function(res.ema, vp), 5)
+
+    def check(x_exact, x_learned):
+        res = state["res"]
+        model = res.ema
+        n_par = sum(p.numel() for p in model.parameters())
+        _line(f"ScoreMLP() ({n_par} parameters, {model.parameterization} parameterisation) "
+              f"trained by score.train() defaults on fresh draws of moons_mixture(), {vp}")
+        steps = res.losses.size
+        ok_t = res.seconds < 30
+        _line(f"training: {steps} steps in {res.seconds:.1f} s ({steps / res.seconds:.0f} "
+              f"steps/s) (target < 30 s) {_verdict(ok_t)}")
+        floor = noise_floor(sliced_wasserstein2, gm.sample, N, 7, n_repeats=5)
+        sw_exact = sliced_wasserstein2(x_exact, target)
+        sw = sliced_wasserstein2(x_learned, target)
+        sw_last = sliced_wasserstein2(_sample(vp, score.score_function(res.model, vp), 5),
+                                      target)
+        ratio = sw / floor.mean
+        _line(f"noise floor, SW2 of two independent sets of {N} draws: {floor}")
+        _line(f"SW2 to {N} draws, Euler-Maruyama ({STEPS} steps, {N} samples): exact score "
+              f"{sw_exact:.4f} (information), last iterate {sw_last:.4f} (information)")
+        _line(f"SW2 of the EMA model {sw:.4f} = {ratio:.2f}x the floor (target <= 2x) "
+              f"{_verdict(ratio <= 2)}")
+        errs = [_rel_err(score.score_function(model, vp), gm, vp, t) for t in TIMES]
+        base = [_rel_err(lambda x, t: -x, gm, vp, t) for t in TIMES]
+        _line("relative L2 error of the learned score on q_t draws (information): "
+              + ", ".join(f"t={t:g}: {e:.2g}" for t, e in zip(TIMES, errs, strict=True)))
+        _line("  the same for the score -x of N(0, I): "
+              + ", ".join(f"t={t:g}: {e:.2g}" for t, e in zip(TIMES, base, strict=True)))
+        lo, se = _exact_loss(gm, vp)
+        final = res.losses[-500:].mean()
+        _line(f"final loss (mean of the last 500 steps) {final:.4f}; DSM loss of the exact score "
+              f"{lo:.4f} +- {se:.4f} (the floor of any network; information)")
+        # the same recipe on the two-moons point cloud of diffnotes.data (no exact score)
+        t0 = time.perf_counter()
+        moons = score.train(score.ScoreMLP(), vp, data.two_moons, progress=False)
+        x2 = _sample(vp, score.score_function(moons.ema, vp), 5)
+        fl2 = noise_floor(sliced_wasserstein2, data.two_moons, N, 7, n_repeats=5)
+        sw2 = sliced_wasserstein2(x2, data.two_moons(N, 123))
+        _line(f"(information) data.two_moons (noise 0.05): trained in {moons.seconds:.1f} s "
+              f"({time.perf_counter() - t0:.1f} s with sampling), SW2 {sw2:.4f} = "
+              f"{sw2 / fl2.mean:.2f}x its floor {fl2}")
+        assert ratio <= 2, "the learned sampler misses its target SW2 <= 2x the noise floor"
+
+    return Case(
+        name="score: train + EM sampling of 2-D moons (vs EM, exact score)",
+        baseline=exact,
+        candidate=_one_thread(learned),
+        target=0.0,
+        check=_one_thread(check),
+        repeats=1,
+    )
