@@ -597,7 +597,7 @@ class EMA:
         self.n_updates = 0
 
     def current_decay(self) -> float:
-        """The decay :math:`\beta_n` the next :meth:`update` will use."""
+        r"""The decay :math:`\beta_n` the next :meth:`update` will use."""
         if not self.warmup:
             return self.decay
         return min(self.decay, (1 + self.n_updates) / (10 + self.n_updates))
