@@ -680,6 +680,9 @@ def fokker_planck_1d(sde: SDE, x, p0, times, *, rtol: float = 1e-8,
     def rhs(t, p):
         f_face = np.asarray(sde._f(faces[:, None], t), float)[:, 0]
         D = 0.5 * float(sde._g(t)) ** 2
+        # a NaN here would make the solver's step-size control loop forever
+        _finite(np.append(f_face, D), "fokker_planck_1d",
+                f"the drift or diffusion returned non-finite values at t = {t:g}")
         # flux through each interior face: advection (average of the two cells) + diffusion
         flux = f_face * 0.5 * (p[1:] + p[:-1]) - D * (p[1:] - p[:-1]) / h
         dp = np.zeros_like(p)

@@ -697,3 +697,12 @@ def test_a_nan_score_raises_floating_point_error(sampler):
     last two start where the score is already NaN, on which solve_ivp used to loop forever."""
     with pytest.raises(FloatingPointError):
         sampler(np.random.default_rng(0).normal(size=(8, 2)))
+
+
+def test_fokker_planck_refuses_a_non_finite_drift():
+    """A NaN drift raises at once (BDF's step control would otherwise never terminate)."""
+    bad = S.SDE(lambda x, t: np.where(x > 1, np.nan, -x), lambda t: 1.0, T=1.0)
+    x = np.linspace(-3, 3, 61)
+    p0 = np.exp(-x**2 / 2) / np.sqrt(2 * np.pi)
+    with pytest.raises(FloatingPointError, match="fokker_planck_1d"):
+        S.fokker_planck_1d(bad, x, p0, [0.5])
