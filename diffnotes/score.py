@@ -34,8 +34,9 @@ of order one at every :math:`t`, while the score blows up like :math:`1/\sigma` 
 (:func:`dsm_loss`, :func:`denoising_loss`). Three weightings: ``"sigma2"``,
 :math:`\lambda = \sigma^2`, which for the noise parameterisation is exactly the "simple" loss
 :math:`\|\hat\varepsilon - \varepsilon\|^2` of Ho et al. (2020); ``"likelihood"``,
-:math:`\lambda = g(t)^2`, for which the loss bounds the negative log-likelihood (Song et al.,
-2021); ``"none"``, :math:`\lambda = 1`, dominated by the smallest times.
+:math:`\lambda = g(t)^2`, for which the loss bounds the negative log-likelihood (Song,
+Durkan, Murray and Ermon, 2021, *Maximum likelihood training of score-based diffusion
+models*); ``"none"``, :math:`\lambda = 1`, dominated by the smallest times.
 
 **Why denoising works.** At a fixed time, three objectives for a candidate score :math:`s`
 share their minimiser (:func:`explicit_sm`, :func:`implicit_sm`, :func:`denoising_sm`):
