@@ -6,6 +6,7 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.ehrenfest` -- the Ehrenfest process and its OU limit (Chapter 2).
 - :mod:`diffnotes.sde` -- forward SDEs, reverse-time samplers, the probability-flow ODE (Chapter 3).
 - :mod:`diffnotes.score` -- denoising score matching in torch (Chapter 3; imported on its own).
+- :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
 - :mod:`diffnotes.schedules` -- time changes (noise schedules) shared with the SDEs.
 - :mod:`diffnotes.mixtures` -- Gaussian mixtures with exact diffused scores.
 - :mod:`diffnotes.data` -- 2-D toy distributions.
@@ -14,12 +15,13 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.widgets` -- interactive figures (ipywidgets) with static fallbacks.
 - :mod:`diffnotes.utils` -- the compute device (CUDA when present) for the learning chapters.
 
-Dependencies run one way: ``ctmc``, ``sde``, ``mixtures``, ``data`` and ``metrics`` need only
-NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib; ``widgets`` adds
-ipywidgets; torch is imported only where a network is trained (``import diffnotes.score``).
+Dependencies run one way: ``ctmc``, ``sde``, ``bridge``, ``mixtures``, ``data`` and ``metrics``
+need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib;
+``widgets`` adds ipywidgets; torch is imported only where a network is trained
+(``import diffnotes.score``).
 """
 
-from . import ctmc, data, ehrenfest, metrics, mixtures, schedules, sde
+from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde
 
-__all__ = ["ctmc", "data", "ehrenfest", "metrics", "mixtures", "schedules", "sde"]
+__all__ = ["bridge", "ctmc", "data", "ehrenfest", "metrics", "mixtures", "schedules", "sde"]
 __version__ = "0.1.0"
