@@ -1,0 +1,151 @@
+"""Tests of diffnotes.dsb: DSB (IPF with mean matching) and bridge matching against the closed
+form of the Gaussian Schrödinger bridge in d = 1."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tqdm")
+
+from diffnotes import bridge  # noqa: E402
+from diffnotes.dsb import DSB, BridgeMatching, coupling, gammas, reference_sigma  # noqa: E402
+
+N, GAMMA = 10, 0.05                       # T = 0.5: Brownian reference with sigma^2 = 2T = 1
+SMALL = dict(hidden=32, depth=2, embed_dim=16)
+FAST = dict(batch_size=256, lr=3e-3, ema_decay=0.99, cache_size=1000, cache_refresh=100,
+            progress=False)
+M = 20_000                                # test points: the covariance has std ~0.01
+
+
+def standard_normal(n, rng):
+    return rng.standard_normal((n, 1))
+
+
+def exact_cov(sigma):
+    return float(bridge.gaussian_bridge(0.0, 1.0, 0.0, 1.0, sigma).cross_cov[0, 0])
+
+
+@pytest.fixture(scope="module")
+def points():
+    return (np.random.default_rng(100).standard_normal((M, 1)),
+            np.random.default_rng(101).standard_normal((M, 1)))
+
+
+def test_gammas_and_sigma():
+    g = gammas(7, 0.01, 0.05)
+    assert g.shape == (7,) and np.allclose(g, g[::-1]) and g.max() == pytest.approx(0.05)
+    assert np.all(np.diff(g[:4]) > 0)
+    assert np.allclose(gammas(4, 0.02), 0.02)
+    assert reference_sigma(gammas(20, 0.01)) == pytest.approx(np.sqrt(0.4))
+    assert DSB(1, N, GAMMA).sigma == pytest.approx(1.0)
+    # the d = 1 closed form quoted in the module docstring
+    assert exact_cov(1.0) == pytest.approx((np.sqrt(5) - 1) / 2)
+
+
+def test_coupling():
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((5000, 2))
+    traj = np.stack([x0, x0 + 0.1, 2 * x0])
+    c = coupling(traj)
+    assert np.array_equal(c.x0, x0) and np.array_equal(c.x1, 2 * x0)
+    assert np.allclose(c.cross_cov, 2 * np.cov(x0.T))
+
+
+def test_first_backward_half_step_is_a_score_model(points):
+    """Iteration 0: the forward process is the reference (X_N = X_0 + N(0, 2T)) and, started
+    from its true terminal law N(0, 1 + 2T), the backward network regenerates the data."""
+    x0, z = points
+    m = DSB(1, N, GAMMA, **SMALL)
+    fwd = coupling(m.sample_forward(x0))
+    assert fwd.x1.var() == pytest.approx(2.0, abs=0.05)          # 1 + 2T, exact reference
+    assert fwd.cross_cov[0, 0] == pytest.approx(1.0, abs=0.03)
+
+    def prior(n, rng):
+        return np.sqrt(1 + 2 * m.T) * rng.standard_normal((n, 1))
+
+    hist = m.fit(standard_normal, prior, n_ipf=1, n_train=600, seed=1, **FAST)
+    assert [(h.iteration, h.direction) for h in hist] == [(0, "backward"), (0, "forward")]
+    back = coupling(m.sample_backward(np.sqrt(1 + 2 * m.T) * z))
+    assert back.x0.mean() == pytest.approx(0.0, abs=0.05)
+    assert back.x0.var() == pytest.approx(1.0, abs=0.1)           # the data marginal
+    assert back.cross_cov[0, 0] == pytest.approx(1.0, abs=0.1)    # the reference's coupling
+
+
+def test_dsb_reaches_the_gaussian_bridge(points):
+    """N(0, 1) -> N(0, 1): IPF's exact Gaussian sequence of Cov(X_0, X_N) is 0.5, 0.667, 0.6,
+    0.625, 0.615, ... -> (sqrt(5) - 1)/2 = 0.618; the learned one follows it within the
+    training noise (about 0.03)."""
+    x0, xN = points
+    m = DSB(1, N, GAMMA, **SMALL, seed=3)
+    target = exact_cov(m.sigma)
+    m.fit(standard_normal, "gaussian", n_ipf=1, n_train=600, seed=0, **FAST)
+    first = coupling(m.sample_backward(xN))
+    assert first.cross_cov[0, 0] == pytest.approx(0.5, abs=0.05)    # exact IPF: 1/2
+    assert first.x0.var() == pytest.approx(0.75, abs=0.08)          # exact IPF: 3/4
+    m.fit(standard_normal, "gaussian", n_ipf=2, n_train=600, seed=1, **FAST)
+    assert m.n_iterations == 3 and len(m.history) == 6
+    fwd, back = coupling(m.sample_forward(x0)), coupling(m.sample_backward(xN))
+    for c in (fwd, back):
+        assert c.cross_cov[0, 0] == pytest.approx(target, abs=0.06)
+    assert fwd.x1.var() == pytest.approx(1.0, abs=0.12)             # prior marginal
+    assert back.x0.var() == pytest.approx(1.0, abs=0.12)            # data marginal
+
+
+def test_bridge_matching_reaches_the_gaussian_bridge(points):
+    x0, xN = points
+    m = BridgeMatching(1, 1.0, n_steps=20, **SMALL)
+    m.fit(standard_normal, "gaussian", n_ipf=2, n_train=600, seed=0, **FAST)
+    target = exact_cov(1.0)
+    fwd, back = coupling(m.sample(x0, "forward")), coupling(m.sample(xN, "backward"))
+    for c in (fwd, back):
+        assert c.cross_cov[0, 0] == pytest.approx(target, abs=0.06)
+    assert fwd.x1.var() == pytest.approx(1.0, abs=0.12)
+    assert back.x0.var() == pytest.approx(1.0, abs=0.12)
+
+
+@pytest.mark.parametrize("cls", [DSB, BridgeMatching])
+def test_reproducible(cls):
+    def run():
+        m = DSB(2, 5, 0.05, **SMALL) if cls is DSB else BridgeMatching(2, 1.0, 5, **SMALL)
+        h = m.fit("gaussian", "gaussian", n_ipf=1, n_train=20, seed=7, **FAST)
+        x = torch.zeros(50, 2)
+        traj = m.sample_backward(x, seed=2) if cls is DSB else m.sample(x, seed=2)
+        return np.concatenate([s.losses for s in h]), traj
+
+    (l1, t1), (l2, t2) = run(), run()
+    assert np.array_equal(l1, l2) and torch.equal(t1, t2)
+    assert isinstance(t1, torch.Tensor) and t1.shape == (6, 50, 2)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: DSB(0), "dim"),
+    (lambda: DSB(1, 0), "n_steps"),
+    (lambda: DSB(1, 3, [0.1, 0.1]), "gamma"),
+    (lambda: DSB(1, 3, -0.1), "gamma"),
+    (lambda: DSB(1, 3, 0.1, alpha=-1.0), "alpha"),
+    (lambda: DSB(1, 3, 0.5, alpha=3.0), "alpha"),
+    (lambda: DSB(1).fit(standard_normal, n_ipf=0), "n_ipf"),
+    (lambda: DSB(1).fit(standard_normal, lr=0.0), "lr"),
+    (lambda: DSB(1).fit(standard_normal, ema_decay=1.0), "ema_decay"),
+    (lambda: DSB(1).fit(standard_normal, cache_size=1), "cache_size"),
+    (lambda: DSB(1).fit("uniform"), "sample_data"),
+    (lambda: DSB(1).fit(np.zeros((5, 2))), "sample_data"),
+    (lambda: DSB(2, 3, 0.1).fit(standard_normal, n_train=1, progress=False),
+     "sample_data"),
+    (lambda: DSB(1).sample_forward(np.zeros((4, 3))), "x_data"),
+    (lambda: DSB(1).sample_forward(np.full((4, 1), np.nan)), "x_data"),
+    (lambda: BridgeMatching(1, 0.0), "sigma"),
+    (lambda: BridgeMatching(1, 1.0, t_eps=0.5), "t_eps"),
+    (lambda: BridgeMatching(1, 1.0).sample(np.zeros((3, 1)), "sideways"), "direction"),
+    (lambda: BridgeMatching(1, 1.0).fit(standard_normal, batch_size=0), "batch_size"),
+    (lambda: gammas(4, 0.1, 0.05), "gamma_max"),
+    (lambda: coupling(np.zeros((1, 4, 1))), "traj"),
+])
+def test_bad_inputs(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_sampling_before_fit_raises():
+    with pytest.raises(RuntimeError, match="fit"):
+        DSB(1).sample_backward(np.zeros((3, 1)))
