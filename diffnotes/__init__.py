@@ -7,6 +7,7 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.sde` -- forward SDEs, reverse-time samplers, the probability-flow ODE (Chapter 3).
 - :mod:`diffnotes.score` -- denoising score matching in torch (Chapter 3; imported on its own).
 - :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
+- :mod:`diffnotes.dsb` -- DSB and bridge matching in torch (Chapter 4; imported on its own).
 - :mod:`diffnotes.schedules` -- time changes (noise schedules) shared with the SDEs.
 - :mod:`diffnotes.mixtures` -- Gaussian mixtures with exact diffused scores.
 - :mod:`diffnotes.data` -- 2-D toy distributions.
@@ -18,7 +19,7 @@ One module per idea; each chapter of the book imports its machinery from here.
 Dependencies run one way: ``ctmc``, ``sde``, ``bridge``, ``mixtures``, ``data`` and ``metrics``
 need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib;
 ``widgets`` adds ipywidgets; torch is imported only where a network is trained
-(``import diffnotes.score``).
+(``import diffnotes.score``, ``diffnotes.dsb``).
 """
 
 from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde

@@ -41,3 +41,37 @@ def test_a_short_horizon_misses_the_prior():
     assert kls[0] > kls[1] > kls[2]
     assert kls[0] > 0.05
     assert abs(kls[2]) < 0.01
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_first_half_step_variance(sigma):
+    """Exercise ex-ch4-first-iteration: the first IPF half-step (the reference's backward
+    transitions started from the prior N(0, 1)) produces N(0, (1 + s^2 + s^4) / (1 + s^2)^2) at
+    time 0 for N(0, 1) data: one column rescaling on a fine grid agrees to 1e-8."""
+    g = np.linspace(-9, 9, 361)
+    w = np.exp(-0.5 * g**2)
+    w /= w.sum()
+    R = w[:, None] * bridge.brownian_kernel(g, g, sigma)
+    R /= R.sum()
+    half = R * (w / R.sum(axis=0))[None, :]
+    var0 = g**2 @ half.sum(axis=1)
+    assert abs(var0 - (1 + sigma**2 + sigma**4) / (1 + sigma**2) ** 2) < 1e-8
+    # and it is not the data's variance 1 (the short-horizon error the bridge removes)
+    assert abs(var0 - 1) > 0.1
+
+
+def test_ipf_in_path_order_converges_to_the_closed_form():
+    """The chapter's exact IPF sequence (backward half, forward half) on a grid: the forward
+    couplings 2/3, 0.625, ... converge to (sqrt(5) - 1) / 2 at sigma = 1."""
+    g = np.linspace(-7, 7, 281)
+    w = np.exp(-0.5 * g**2)
+    w /= w.sum()
+    P = w[:, None] * bridge.brownian_kernel(g, g, 1.0)
+    covs = []
+    for _ in range(8):
+        P *= (w / P.sum(axis=0))[None, :]
+        P *= (w / P.sum(axis=1))[:, None]
+        covs.append(g @ P @ g)
+    assert abs(covs[0] - 2 / 3) < 1e-6
+    assert abs(covs[-1] - (np.sqrt(5) - 1) / 2) < 1e-6
+    assert np.all(np.diff(covs) < 1e-12)
