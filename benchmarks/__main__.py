@@ -5,6 +5,7 @@ import sys
 
 from . import (  # noqa: F401  (register their benchmarks)
     bench_ctmc,
+    bench_dsb,
     bench_ehrenfest,
     bench_score,
     bench_sde,

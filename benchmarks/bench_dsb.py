@@ -1,0 +1,214 @@
+"""Benchmarks for :mod:`diffnotes.dsb`: DSB (IPF, mean matching) and bridge matching.
+
+1. ``dsb_two_moons``: the DSB paper's 2-D configuration (20 steps, gamma = 0.01, batch 512,
+   lr 1e-4, 5000 Adam steps per half-step; ``DIFFNOTES_BENCH_FULL=1``) or a quick one (500
+   steps per half-step at lr 1e-3, the default), two moons -> N(0, I). Detail lines: wall time
+   per IPF iteration, and the sliced-W2 and MMD of 2000 generated points (backward from
+   N(0, I)) to 2000 fresh draws, against their noise floors. Target: SW2 <= 3x the floor at the
+   last iteration (quick) or 2x (full). The harness's row times building one forward-path cache
+   (2000 paths, 20 steps, targets included) in a hand-written step-by-step loop (baseline)
+   against ``DSB._cache`` (candidate; also one call per step on all paths); information.
+2. ``dsb_gaussian_d20``: N(-0.1, I) -> N(0.1, S) in d = 20 (S with eigenvalues in [0.5, 2]),
+   Brownian reference with sigma = 1 (DSB: 20 steps of gamma = 0.025). Detail lines: the
+   relative error ||C - C_exact||_F / ||C_exact||_F of the learned cross-covariance per
+   iteration, for DSB and bridge matching, against the same error of exact draws (the floor).
+   Targets at the last iteration: bridge matching <= 0.15, DSB <= 0.35 (exact IPF is within
+   0.001 after 3 iterations; DSB's plateau, about 0.2 with 1500 steps per half-step, is the
+   noise of its mean-matching regression, whose targets have variance 2 d / gamma). The row
+   times DSB (baseline) against bridge matching (candidate), same Adam steps; information.
+"""
+
+import os
+import time
+
+import numpy as np
+import torch
+
+from diffnotes import bridge, data
+from diffnotes.dsb import DSB, BridgeMatching, coupling
+from diffnotes.metrics import mmd, noise_floor, sliced_wasserstein2
+
+from .harness import Case, benchmark
+from .harness import timed as _timed
+
+FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
+
+
+def _verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def _line(text):
+    print(f"  | {text}")
+
+
+def _one_thread(fn):
+    def wrapped(*args):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------------
+# Two moons -> N(0, I), the paper's 2-D configuration
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def _per_step_cache(model, x0, gen):
+    """The backward half-step's regression pairs built step by step (the paper's way)."""
+    g, s = model._tables(x0.device)
+    x, xs, ts, ys = x0, [], [], []
+    for k in range(model.n_steps):
+        f = model._f(x, k, s)
+        x_next = x + g[k] * f + torch.sqrt(2 * g[k]) * torch.randn(x.shape, generator=gen)
+        ys.append((x - x_next) / g[k] + f - model._f(x_next, k, s))
+        xs.append(x_next)
+        ts.append(s[k + 1].expand(x.shape[0]))
+        x = x_next
+    return torch.cat(xs), torch.cat(ts), torch.cat(ys)
+
+
+@benchmark
+def dsb_two_moons():
+    n, n_ipf = 2000, (10 if FULL else 4)
+    cfg = dict(n_train=5000, lr=1e-4) if FULL else dict(n_train=500, lr=1e-3)
+    sw_target = 2.0 if FULL else 3.0
+    model = DSB(2, 20, 0.01)            # ScoreMLP defaults: 128 wide, 3 hidden layers
+    # a trained-looking forward net for the cache timing: one quick iteration
+    warm = DSB(2, 20, 0.01)
+    _one_thread(lambda: warm.fit(data.two_moons, n_ipf=1, n_train=20, progress=False))()
+    x0 = torch.as_tensor(data.two_moons(n, 0), dtype=torch.float32)
+    times = {}
+
+    def check(_, __):
+        note = " (the paper)" if FULL else " (quick; FULL=1: the paper's 5000 steps, lr 1e-4)"
+        _line(f"DSB two moons -> N(0, I): {model.n_steps} steps, gamma 0.01 (T = {model.T:g}, "
+              f"sigma = {model.sigma:.3f}), batch 512, {cfg['n_train']} Adam steps per "
+              f"half-step, lr {cfg['lr']:g}{note}")
+        _line(f"cache of {n} paths x 20 steps: per-step loop {1e3 * times['loop']:.1f} ms, "
+              f"DSB._cache {1e3 * times['batched']:.1f} ms (information)")
+        target = data.two_moons(n, 123)
+        fl_sw = noise_floor(sliced_wasserstein2, data.two_moons, n, 7, n_repeats=5)
+        fl_mmd = noise_floor(mmd, data.two_moons, n, 7, n_repeats=5)
+        _line(f"noise floors ({n} vs {n} draws): SW2 {fl_sw}; MMD {fl_mmd}")
+        z = np.random.default_rng(5).standard_normal((n, 2))
+        sw = None
+        for it in range(n_ipf):
+            t0 = time.perf_counter()
+            model.fit(data.two_moons, "gaussian", n_ipf=1, batch_size=512, seed=it,
+                      progress=False, **cfg)
+            dt = time.perf_counter() - t0
+            x = model.sample_backward(z, seed=it)[0]
+            xf = model.sample_forward(target, seed=it)[-1]
+            sw = sliced_wasserstein2(x, target)
+            m = mmd(x, target)
+            sw_prior = sliced_wasserstein2(xf, z)
+            _line(f"iteration {it}: {dt:.1f} s; backward samples SW2 {sw:.4f} "
+                  f"({sw / fl_sw.mean:.2f}x floor), MMD {m:.4f} ({m / fl_mmd.mean:.2f}x floor); "
+                  f"forward end vs N(0, I): SW2 {sw_prior:.4f}")
+        ratio = sw / fl_sw.mean
+        ok = ratio <= sw_target
+        _line(f"last iteration SW2 {ratio:.2f}x the floor (target <= {sw_target:g}x) "
+              f"{_verdict(ok)}")
+        assert ok, f"DSB two moons misses SW2 <= {sw_target:g}x the noise floor"
+
+    def loop():
+        return _per_step_cache(warm, x0, torch.Generator().manual_seed(0))
+
+    def batched():
+        return warm._cache("backward", x0, torch.Generator().manual_seed(0))
+
+    return Case(
+        name="dsb: two moons -> N(0, I) (cache: per step vs batched)",
+        baseline=_one_thread(_timed(loop, times, "loop")),
+        candidate=_one_thread(_timed(batched, times, "batched")),
+        target=0.0,
+        check=_one_thread(check),
+        repeats=5,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian -> Gaussian in d = 20: cross-covariance against the closed form
+# --------------------------------------------------------------------------------------------
+def _gaussian_problem(d=20, seed=0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    cov1 = (q * np.linspace(0.5, 2.0, d)) @ q.T
+    m0, m1 = -0.1 * np.ones(d), 0.1 * np.ones(d)
+    chol = np.linalg.cholesky(cov1)
+
+    def s0(n, rng):
+        return m0 + rng.standard_normal((n, d))
+
+    def s1(n, rng):
+        return m1 + rng.standard_normal((n, d)) @ chol.T
+
+    return m0, np.eye(d), m1, cov1, s0, s1
+
+
+@benchmark
+def dsb_gaussian_d20():
+    d, sigma, n = 20, 1.0, 20_000
+    n_ipf = 6 if FULL else 4
+    cfg = dict(n_train=5000, lr=1e-4) if FULL else dict(n_train=500, lr=1e-3)
+    m0, c0, m1, c1, s0, s1 = _gaussian_problem(d)
+    exact = bridge.gaussian_bridge(m0, c0, m1, c1, sigma)
+    c_exact = exact.cross_cov
+    norm = np.linalg.norm(c_exact)
+    x_data, x_prior = s0(n, np.random.default_rng(1)), s1(n, np.random.default_rng(2))
+    curves = {}
+
+    def err(c):
+        return np.linalg.norm(c - c_exact) / norm
+
+    def run(cls):
+        if cls is DSB:
+            model = DSB(d, 20, sigma**2 / 2 / 20)
+        else:
+            model = BridgeMatching(d, sigma, n_steps=50)
+        errs, secs = [], []
+        for it in range(n_ipf):
+            t0 = time.perf_counter()
+            model.fit(s0, s1, n_ipf=1, batch_size=512, seed=it, progress=False, **cfg)
+            secs.append(time.perf_counter() - t0)
+            if cls is DSB:
+                fwd, back = model.sample_forward(x_data), model.sample_backward(x_prior)
+            else:
+                fwd, back = model.sample(x_data, "forward"), model.sample(x_prior, "backward")
+            errs.append((err(coupling(fwd).cross_cov), err(coupling(back).cross_cov)))
+        curves[cls.__name__] = (errs, secs)
+        return errs
+
+    def check(_, __):
+        joint = np.random.default_rng(3).multivariate_normal(exact.joint_mean(),
+                                                             exact.joint_cov(), n)
+        floor = err(coupling(np.stack([joint[:, :d], joint[:, d:]])).cross_cov)
+        _line(f"N(-0.1, I) -> N(0.1, S), d = {d}, sigma = {sigma:g} (DSB: 20 steps, gamma "
+              f"{sigma**2 / 40:g}); {cfg['n_train']} Adam steps per half-step, lr {cfg['lr']:g}, "
+              f"batch 512; errors on {n} paths")
+        _line(f"relative error ||C - C_exact||_F / ||C_exact||_F of exact draws (the floor): "
+              f"{floor:.3f}; ||C_exact||_F = {norm:.3f}, independent coupling error 1")
+        ok = True
+        for name, (errs, secs) in curves.items():
+            for it, ((ef, eb), s) in enumerate(zip(errs, secs, strict=True)):
+                _line(f"{name:14s} iteration {it}: {s:.1f} s, error forward {ef:.3f}, "
+                      f"backward {eb:.3f}")
+            last, tol = max(errs[-1]), (0.35 if name == "DSB" else 0.15)
+            ok_m = last <= tol
+            ok &= ok_m
+            _line(f"{name}: last iteration max error {last:.3f} (target <= {tol:g}) "
+                  f"{_verdict(ok_m)}")
+        assert ok, "a Gaussian d = 20 bridge misses its cross-covariance target"
+
+    return Case(
+        name="dsb: Gaussian d=20 cross-cov (DSB vs bridge matching)",
+        baseline=_one_thread(lambda: run(DSB)),
+        candidate=_one_thread(lambda: run(BridgeMatching)),
+        target=0.0,
+        check=check,
+        repeats=1,
+    )
