@@ -29,6 +29,7 @@ from diffnotes.dsb import DSB, BridgeMatching, coupling
 from diffnotes.metrics import mmd, noise_floor, sliced_wasserstein2
 
 from .harness import Case, benchmark
+from .harness import one_thread as _one_thread
 from .harness import timed as _timed
 
 FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
@@ -40,17 +41,6 @@ def _verdict(ok):
 
 def _line(text):
     print(f"  | {text}")
-
-
-def _one_thread(fn):
-    def wrapped(*args):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args)
-        finally:
-            torch.set_num_threads(threads)
-    return wrapped
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,21 +29,9 @@ from diffnotes.metrics import noise_floor, sliced_wasserstein2
 from diffnotes.mixtures import moons_mixture
 
 from .harness import Case, benchmark
+from .harness import one_thread as _one_thread
 
 N, STEPS, TIMES = 2000, 1000, (0.05, 0.1, 0.3, 0.6, 0.9)
-
-
-def _one_thread(fn):
-    """``fn`` run with one torch thread (restored afterwards): this tiny MLP gains nothing from
-    more, and on shared cores several spin-waiting threads slow each step many times over."""
-    def wrapped(*args):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args)
-        finally:
-            torch.set_num_threads(threads)
-    return wrapped
 
 
 def _verdict(ok):

@@ -41,6 +41,17 @@ def timed(fn, times: dict, key: str):
     return wrapped
 
 
+def one_thread(fn):
+    """``fn`` run with one torch thread (:func:`diffnotes.utils.torch_threads`): the small
+    networks of the benchmarks gain nothing from more, and shared cores make more threads slow."""
+    from diffnotes.utils import torch_threads
+
+    def wrapped(*args):
+        with torch_threads(1):
+            return fn(*args)
+    return wrapped
+
+
 def best_time(fn, repeats):
     best, result = float("inf"), None
     for _ in range(repeats):

@@ -68,7 +68,9 @@ import torch
 from torch import nn
 
 from ._checks import positive_float, positive_int, real_array
-from .score import EMA, ScoreMLP
+from .score import EMA, ScoreMLP, _optimise
+from .utils import device as _device
+from .utils import torch_threads
 
 __all__ = [
     "DSB",
@@ -151,14 +153,6 @@ class HalfStep:
     seconds: float
 
 
-def _device(device):
-    from .utils import device as default_device
-
-    if device is None:
-        return default_device()
-    return device if isinstance(device, torch.device) else default_device(device)
-
-
 def _sampler(s, name, dim, dev):
     """A function ``(n, rng) -> (n, dim)`` float32 tensor on ``dev``, from a sampler, an array
     of points (drawn with replacement) or ``"gaussian"`` (standard normal)."""
@@ -220,21 +214,6 @@ def _generator(seed, dev):
     return torch.Generator(device=dev).manual_seed(seed)
 
 
-class _Threads:
-    """Set torch's intra-op threads on the CPU for a block (restored afterwards)."""
-
-    def __init__(self, n, dev):
-        self.n, self.dev = n, dev
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        if self.n is not None and self.dev.type == "cpu":
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-
-
 def _check_common(lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads):
     lr = positive_float(lr, "lr")
     ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
@@ -251,27 +230,43 @@ def _check_common(lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads):
 
 def _regress(net, ema, opt, draw_batch, n_train, grad_clip, bar_desc, progress, name):
     """``n_train`` Adam steps on ``mean ||net(x, t) - y||^2`` over batches ``draw_batch(i)``."""
-    from tqdm.auto import trange
-
-    losses = np.empty(n_train)
-    bar = trange(n_train, disable=not progress, leave=False, desc=bar_desc)
-    for i in bar:
+    def loss_at(i):
         x, t, y = draw_batch(i)
         r = net(x, t) - y
-        loss = (r * r).sum(dim=1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        opt.step()
-        ema.update()
-        losses[i] = loss.item()
-        if not math.isfinite(losses[i]):
-            raise FloatingPointError(f"{name}: the loss is {losses[i]} at step {i} of "
-                                     f"{bar_desc}: lower lr")
-        if progress and i % 100 == 0:
-            bar.set_postfix(loss=f"{losses[max(0, i - 99):i + 1].mean():.3g}", refresh=False)
-    return losses
+        return (r * r).sum(dim=1).mean()
+
+    return _optimise(net, ema, opt, loss_at, n_train, grad_clip=grad_clip, sched=None,
+                     desc=bar_desc, progress=progress, leave=False, where=name)
+
+
+def _fit(model, order, sample_data, sample_prior, n_ipf, n_train, batch_size, lr, ema_decay,
+         cache_size, cache_refresh, grad_clip, seed, device, progress, cpu_threads):
+    """The fit loop shared by :class:`DSB` and :class:`BridgeMatching`: validate, set up the
+    samplers and random streams, then run ``n_ipf`` iterations of two half-steps in ``order``."""
+    n_ipf = positive_int(n_ipf, "n_ipf")
+    lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads = _check_common(
+        lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads)
+    cache_size = positive_int(cache_size, "cache_size", minimum=2)
+    cache_refresh = positive_int(cache_refresh, "cache_refresh")
+    seed = positive_int(seed, "seed", minimum=0)
+    dev = _device(device)
+    draw_data = _sampler(sample_data, "sample_data", model.dim, dev)
+    draw_prior = _sampler(sample_prior, "sample_prior", model.dim, dev)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    for m in (model.backward_net, model.forward_net, model.backward_ema, model.forward_ema):
+        if m is not None:
+            m.to(dev)
+    out = []
+    with torch_threads(cpu_threads, dev):
+        for _ in range(n_ipf):
+            for direction in order:
+                out.append(model._half_step(direction, draw_data, draw_prior, rng, gen, n_train,
+                                            batch_size, lr, ema_decay, cache_size,
+                                            cache_refresh, grad_clip, progress))
+                model.history.append(out[-1])
+            model.n_iterations += 1
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,34 +435,13 @@ class DSB:
         list of HalfStep
             The half-steps of this call (also appended to :attr:`history`).
         """
-        n_ipf = positive_int(n_ipf, "n_ipf")
-        lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads = _check_common(
-            lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads)
-        cache_size = positive_int(cache_size, "cache_size", minimum=2)
-        cache_refresh = positive_int(cache_refresh, "cache_refresh")
-        seed = positive_int(seed, "seed", minimum=0)
-        dev = _device(device)
-        draw_data = _sampler(sample_data, "sample_data", self.dim, dev)
-        draw_prior = _sampler(sample_prior, "sample_prior", self.dim, dev)
-        rng = np.random.default_rng(seed)
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        for m in (self.backward_net, self.forward_net, self.backward_ema, self.forward_ema):
-            if m is not None:
-                m.to(dev)
-        out = []
-        with _Threads(cpu_threads, dev):
-            for _ in range(n_ipf):
-                for direction in ("backward", "forward"):
-                    out.append(self._half_step(direction, draw_data if direction == "backward"
-                                               else draw_prior, rng, gen, n_train, batch_size,
-                                               lr, ema_decay, cache_size, cache_refresh,
-                                               grad_clip, progress))
-                    self.history.append(out[-1])
-                self.n_iterations += 1
-        return out
+        return _fit(self, ("backward", "forward"), sample_data, sample_prior, n_ipf, n_train,
+                    batch_size, lr, ema_decay, cache_size, cache_refresh, grad_clip, seed,
+                    device, progress, cpu_threads)
 
-    def _half_step(self, direction, draw_start, rng, gen, n_train, batch_size, lr, ema_decay,
-                   cache_size, cache_refresh, grad_clip, progress):
+    def _half_step(self, direction, draw_data, draw_prior, rng, gen, n_train, batch_size, lr,
+                   ema_decay, cache_size, cache_refresh, grad_clip, progress):
+        draw_start = draw_data if direction == "backward" else draw_prior
         t0 = _time.perf_counter()
         net = self.backward_net if direction == "backward" else self.forward_net
         net.train()
@@ -581,30 +555,9 @@ class BridgeMatching:
         ``cache_size`` coupled pairs :math:`(x_0, x_1)` (redrawn every ``cache_refresh``
         steps by simulating the other direction's SDE, or independently at the very first
         half-step), and each minibatch draws a time and a bridge point per pair."""
-        n_ipf = positive_int(n_ipf, "n_ipf")
-        lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads = _check_common(
-            lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads)
-        cache_size = positive_int(cache_size, "cache_size", minimum=2)
-        cache_refresh = positive_int(cache_refresh, "cache_refresh")
-        seed = positive_int(seed, "seed", minimum=0)
-        dev = _device(device)
-        draw_data = _sampler(sample_data, "sample_data", self.dim, dev)
-        draw_prior = _sampler(sample_prior, "sample_prior", self.dim, dev)
-        rng = np.random.default_rng(seed)
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        for m in (self.backward_net, self.forward_net, self.backward_ema, self.forward_ema):
-            if m is not None:
-                m.to(dev)
-        out = []
-        with _Threads(cpu_threads, dev):
-            for _ in range(n_ipf):
-                for direction in ("forward", "backward"):
-                    out.append(self._half_step(direction, draw_data, draw_prior, rng, gen,
-                                               n_train, batch_size, lr, ema_decay, cache_size,
-                                               cache_refresh, grad_clip, progress))
-                    self.history.append(out[-1])
-                self.n_iterations += 1
-        return out
+        return _fit(self, ("forward", "backward"), sample_data, sample_prior, n_ipf, n_train,
+                    batch_size, lr, ema_decay, cache_size, cache_refresh, grad_clip, seed,
+                    device, progress, cpu_threads)
 
     def _pairs_for(self, direction, draw_data, draw_prior, rng, gen, m):
         if direction == "forward":

@@ -78,7 +78,9 @@ import torch
 from torch import nn
 
 from ._checks import as_rng, positive_float, positive_int, real_array
-from .sde import LinearSDE
+from .sde import LinearSDE, _fd_divergence
+from .utils import device as default_device
+from .utils import torch_threads
 
 __all__ = [
     "EMA",
@@ -435,11 +437,7 @@ def implicit_sm(score, x, t: float, *, divergence: Callable | None = None,
     fd_step = positive_float(fd_step, "fd_step", upper=0.1)
     s = _call(score, x, t)
     if divergence is None:
-        div = np.zeros(x.shape[0])
-        for i in range(x.shape[1]):
-            e = np.zeros(x.shape[1])
-            e[i] = fd_step
-            div += (_call(score, x + e, t)[:, i] - _call(score, x - e, t)[:, i]) / (2 * fd_step)
+        div = _fd_divergence(lambda z, s_t: _call(score, z, s_t), fd_step)(x, t)
     else:
         if not callable(divergence):
             raise ValueError("divergence must be None or a callable divergence(x, t) -> (m,)")
@@ -682,6 +680,35 @@ def _batches(data, dim, batch_size, dev, gen, seed):
     return draw_rows
 
 
+def _optimise(net, ema, opt, loss_at, n_steps, *, grad_clip, sched, desc, progress, leave,
+              where):
+    """``n_steps`` optimiser steps on ``loss_at(i)`` (a scalar tensor), with optional gradient
+    clipping and learning-rate schedule, an EMA update after each step, a ``tqdm`` bar and a
+    ``FloatingPointError`` on a non-finite loss. The loop shared by every trainer of the book
+    (:func:`train`, :class:`diffnotes.dsb.DSB`, :class:`diffnotes.dsb.BridgeMatching`)."""
+    from tqdm.auto import trange
+
+    losses = np.empty(n_steps)
+    bar = trange(n_steps, disable=not progress, leave=leave, desc=desc)
+    for i in bar:
+        loss = loss_at(i)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        ema.update()
+        losses[i] = loss.item()
+        if not math.isfinite(losses[i]):
+            raise FloatingPointError(f"{where}: the loss is {losses[i]} at step {i} of {desc}: "
+                                     f"lower lr (or check the data)")
+        if progress and i % 100 == 0:
+            bar.set_postfix(loss=f"{losses[max(0, i - 99):i + 1].mean():.3g}", refresh=False)
+    return losses
+
+
 def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int = 256,
           lr: float = 2e-2, ema_decay: float = 0.995, weighting: str = "sigma2",
           t_min: float = 1e-3, seed: int = 0, device=None, progress: bool = True,
@@ -748,10 +775,6 @@ def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int =
     FloatingPointError
         If the loss becomes non-finite (the step is named): lower ``lr``.
     """
-    from tqdm.auto import trange
-
-    from .utils import device as default_device
-
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     parameterization = _parameterization_of(model)
@@ -769,12 +792,7 @@ def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int =
         grad_clip = positive_float(grad_clip, "grad_clip")
     if cpu_threads is not None:
         cpu_threads = positive_int(cpu_threads, "cpu_threads")
-    if device is None:
-        dev = default_device()
-    elif isinstance(device, torch.device):
-        dev = device
-    else:
-        dev = default_device(device)
+    dev = default_device(device)
     dim = getattr(model, "dim", None)
     if dim is None:
         raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
@@ -788,30 +806,14 @@ def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int =
     ema = EMA(model, ema_decay)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
-    losses = np.empty(n_steps)
-    threads = torch.get_num_threads()
-    if cpu_threads is not None and dev.type == "cpu":
-        torch.set_num_threads(cpu_threads)
     t0 = _time.perf_counter()
-    try:
-        bar = trange(n_steps, disable=not progress, leave=leave, desc="score matching")
-        for i in bar:
-            loss = _denoising_loss(model, draw(), sde, gen, t_min, weighting, parameterization)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            sched.step()
-            ema.update()
-            losses[i] = loss.item()
-            if not math.isfinite(losses[i]):
-                raise FloatingPointError(f"train: the loss is {losses[i]} at step {i}: lower lr "
-                                         "(or check the data)")
-            if progress and i % 100 == 0:
-                bar.set_postfix(loss=f"{losses[max(0, i - 99):i + 1].mean():.3g}", refresh=False)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(cpu_threads, dev):
+        losses = _optimise(
+            model, ema, opt,
+            lambda i: _denoising_loss(model, draw(), sde, gen, t_min, weighting,
+                                      parameterization),
+            n_steps, grad_clip=grad_clip, sched=sched, desc="score matching",
+            progress=progress, leave=leave, where="train")
     seconds = _time.perf_counter() - t0
     model.eval()
     return TrainResult(model, ema.model, losses, seconds)
@@ -836,9 +838,7 @@ def score_function(model: nn.Module, sde, *, device=None) -> Callable:
         p = next(model.parameters(), None)
         dev = p.device if p is not None else torch.device("cpu")
     else:
-        from .utils import device as default_device
-
-        dev = device if isinstance(device, torch.device) else default_device(device)
+        dev = default_device(device)
     model.to(dev).eval()
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None else torch.float32

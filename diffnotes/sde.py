@@ -146,9 +146,8 @@ class SDE:
         rng = as_rng(rng)
         t_end = self.T if t_end is None else positive_float(t_end, "t_end")
         n_steps = positive_int(n_steps, "n_steps")
-        record = positive_int(record, "record", minimum=0, maximum=n_steps)
+        keep = _recorder(n_steps, record)
         dt = t_end / n_steps
-        keep = set(np.linspace(0, n_steps, record + 1).round().astype(int)) if record else ()
         times, path = [], []
         for i in range(n_steps + 1):
             t = i * dt
@@ -160,7 +159,7 @@ class SDE:
             x = x + self._f(x, t) * dt + self._g(t) * np.sqrt(dt) * rng.standard_normal(x.shape)
         _finite(x, "SDE.simulate", "the drift or diffusion returned non-finite values, or the "
                 "step is too large for this drift: increase n_steps")
-        return (np.array(times), np.stack(path)) if record else x
+        return (np.array(times), np.stack(path)) if keep else x
 
 
 class LinearSDE(SDE):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["device"]
+from contextlib import contextmanager
+
+__all__ = ["device", "torch_threads"]
 
 
 def device(name: str | None = None):
@@ -13,9 +15,10 @@ def device(name: str | None = None):
 
     Parameters
     ----------
-    name : str, optional
-        ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"`` to insist on one device. Asking for CUDA
-        where there is none raises ``ValueError`` instead of silently running on the CPU.
+    name : str or torch.device, optional
+        ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"`` (or the same as a ``torch.device``) to
+        insist on one device. Asking for CUDA where there is none raises ``ValueError`` instead
+        of silently running on the CPU.
 
     Returns
     -------
@@ -25,6 +28,8 @@ def device(name: str | None = None):
 
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(name, torch.device):
+        name = str(name)
     if not isinstance(name, str):
         raise ValueError(f"name must be a string such as 'cpu' or 'cuda', got {name!r}")
     try:
@@ -41,3 +46,23 @@ def device(name: str | None = None):
     elif dev.type != "cpu":
         raise ValueError(f"name must be 'cpu', 'cuda' or 'cuda:<index>', got {name!r}")
     return dev
+
+
+@contextmanager
+def torch_threads(n: int | None, dev=None):
+    """Run a block with ``n`` torch intra-op threads on the CPU (restored afterwards).
+
+    ``n = None``, or a CUDA ``dev``, leaves the setting alone. Small networks gain nothing from
+    more than one thread, and on shared cores spin-waiting threads slow every step many times
+    over, which is why the trainers of :mod:`diffnotes.score` and :mod:`diffnotes.dsb` default
+    to one.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    if n is not None and (dev is None or getattr(dev, "type", "cpu") == "cpu"):
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffnotes.utils import device
+from diffnotes.utils import device, torch_threads
 
 
 def test_default_device_is_cuda_exactly_when_available():
@@ -20,3 +20,19 @@ def test_asking_for_missing_or_unknown_devices_is_an_error():
         device("tpu-of-dreams")
     with pytest.raises(ValueError, match="name"):
         device(3)
+
+
+def test_device_accepts_a_torch_device():
+    assert device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
