@@ -20,6 +20,15 @@ BUILD     := _build
 TEST_OUT  := $(BUILD)/test
 TEST_HTML := $(TEST_OUT)/_build/html
 SHOTS     := $(BUILD)/screenshots
+# MNIST (Chapter 5): the folder with the official IDX files. The machines that build this book
+# hold the test split in ../shared/data/mnist, and the test command and CI read it from there;
+# elsewhere diffnotes downloads the files (checking their MD5) into ~/.cache/diffnotes/mnist.
+SHARED_MNIST := $(abspath ../shared/data/mnist)
+ifeq ($(origin DIFFNOTES_DATA),undefined)
+ifneq ($(wildcard $(SHARED_MNIST)/t10k-images-idx3-ubyte.gz),)
+export DIFFNOTES_DATA := $(SHARED_MNIST)
+endif
+endif
 # hash of the package source recorded at the last successful `make book`
 PKG_HASH_FILE := $(BUILD)/.diffnotes-src-hash
 # a chapter whose execution takes longer than this fails `make test`
