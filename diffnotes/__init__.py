@@ -8,9 +8,11 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.score` -- denoising score matching in torch (Chapter 3; imported on its own).
 - :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
 - :mod:`diffnotes.dsb` -- DSB and bridge matching in torch (Chapter 4; imported on its own).
+- :mod:`diffnotes.images` -- U-Net score models for images, their continuous and Ehrenfest
+  samplers, checkpoints and an FID-style metric (Chapter 5; torch; imported on its own).
 - :mod:`diffnotes.schedules` -- time changes (noise schedules) shared with the SDEs.
 - :mod:`diffnotes.mixtures` -- Gaussian mixtures with exact diffused scores.
-- :mod:`diffnotes.data` -- 2-D toy distributions.
+- :mod:`diffnotes.data` -- 2-D toy distributions; the 8x8 digits and MNIST loaders.
 - :mod:`diffnotes.metrics` -- distances between distributions and their noise floors.
 - :mod:`diffnotes.plotting` -- figure helpers shared by the chapters.
 - :mod:`diffnotes.widgets` -- interactive figures (ipywidgets) with static fallbacks.
@@ -19,7 +21,7 @@ One module per idea; each chapter of the book imports its machinery from here.
 Dependencies run one way: ``ctmc``, ``sde``, ``bridge``, ``mixtures``, ``data`` and ``metrics``
 need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib;
 ``widgets`` adds ipywidgets; torch is imported only where a network is trained
-(``import diffnotes.score``, ``diffnotes.dsb``).
+(``import diffnotes.score``, ``diffnotes.dsb``, ``diffnotes.images``).
 """
 
 from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde

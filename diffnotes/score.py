@@ -527,22 +527,11 @@ class ScoreMLP(nn.Module):
                 f"embed_dim={self.embed_dim}, parameterization={self.parameterization!r}")
 
     def _times(self, x, t):
-        if isinstance(t, numbers.Real) and not isinstance(t, bool):
-            return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
-        if not _is_torch(t):
-            t = torch.as_tensor(np.array(t, dtype=float), dtype=x.dtype, device=x.device)
-        t = t.to(device=x.device, dtype=x.dtype)
-        if t.ndim == 0:
-            return t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must be a float or have shape ({x.shape[0]},), got "
-                             f"{tuple(t.shape)}")
-        return t
+        return _batch_times(x, t)
 
     def embed(self, t):
         """The sinusoidal embedding of the times ``t`` (shape ``(m,)``), shape ``(m, E)``."""
-        ft = t[:, None] * self.freqs
-        return torch.cat([torch.sin(ft), torch.cos(ft)], dim=1)
+        return _sinusoidal(t, self.freqs)
 
     def forward(self, x, t):
         """The raw output at points ``x`` (tensor ``(m, dim)``) and times ``t`` (a float, or a
@@ -555,6 +544,29 @@ class ScoreMLP(nn.Module):
         """The score at points ``x`` and times ``t`` under the linear ``sde``, converted from
         the raw output by the parameterisation (differentiable)."""
         return _model_score(self, x, self._times(x, t), _check_sde(sde))
+
+
+def _batch_times(x, t):
+    """One time per point of the batch ``x``: ``t`` a float, a 0-d or an ``(m,)`` array or tensor,
+    returned as a tensor of shape ``(m,)`` on the device and of the dtype of ``x``."""
+    if isinstance(t, numbers.Real) and not isinstance(t, bool):
+        return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+    if not _is_torch(t):
+        t = torch.as_tensor(np.array(t, dtype=float), dtype=x.dtype, device=x.device)
+    t = t.to(device=x.device, dtype=x.dtype)
+    if t.ndim == 0:
+        return t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a float or have shape ({x.shape[0]},), got "
+                         f"{tuple(t.shape)}")
+    return t
+
+
+def _sinusoidal(t, freqs):
+    r"""The embedding :math:`(\sin \omega_k t, \cos \omega_k t)_k` of times ``t`` (shape
+    ``(m,)``) at frequencies ``freqs``: shape ``(m, 2 len(freqs))``."""
+    ft = t[:, None] * freqs
+    return torch.cat([torch.sin(ft), torch.cos(ft)], dim=1)
 
 
 def _model_score(model, x, t, sde):

@@ -12,7 +12,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "diffnotes"
 
 
 def _docstrings():
-    for path in sorted(PACKAGE.glob("*.py")):
+    # every module of the package, subpackages (diffnotes/images/...) included; the test ids
+    # are the paths relative to diffnotes/, e.g. "sde.py:12" and "images/unet.py:70"
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = path.relative_to(PACKAGE).as_posix()
         source = path.read_text()
         lines = source.splitlines()
         for node in ast.walk(ast.parse(source)):
@@ -20,7 +23,7 @@ def _docstrings():
                 doc = ast.get_docstring(node, clean=False)
                 if doc is not None:
                     first = node.body[0]
-                    yield (f"{path.name}:{first.lineno}", doc,
+                    yield (f"{name}:{first.lineno}", doc,
                            lines[first.lineno - 1][first.col_offset:])
 
 

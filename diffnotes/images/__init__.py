@@ -1,0 +1,39 @@
+"""Image generation with one score network: continuous and discrete samplers (Chapter 5).
+
+- :mod:`diffnotes.images.unet` -- :class:`UNet`, a compact U-Net for the score of small images.
+- :mod:`diffnotes.images.training` -- presets, data, :func:`train` with atomic checkpoints,
+  exact resumption and multi-process training (``torchrun``); :func:`load_model`.
+- :mod:`diffnotes.images.sampling` -- :func:`sample` with Euler-Maruyama, the Heun
+  probability-flow ODE and the Ehrenfest process on pixel levels, all from one network.
+- :mod:`diffnotes.images.metrics` -- a classifier trained on the same data and a Frechet
+  distance on its features (an FID-style score, not Inception FID), label statistics, floors.
+- :mod:`diffnotes.images.plotting` -- image grids.
+- ``python -m diffnotes.images {train,sample}`` -- the command line.
+
+Images are float tensors ``(n, 1, H, W)`` in ``[-1, 1]``; pixel level ``p`` of ``0..S`` maps to
+``2 p / S - 1`` (``S = 16`` for scikit-learn's 8x8 digits, 255 for MNIST). Needs torch.
+"""
+
+from pathlib import Path
+
+from . import metrics, plotting, sampling, training, unet
+from .sampling import SAMPLERS, ImageRun, sample, to_pixels
+from .training import PRESETS, TrainConfig, TrainResult, dataset, load_model, make_sde, train
+from .unet import UNet
+
+__all__ = ["PRESETS", "SAMPLERS", "ImageRun", "TrainConfig", "TrainResult", "UNet", "dataset",
+           "load_model", "make_sde", "metrics", "plotting", "pretrained", "sample",
+           "sampling", "to_pixels", "train", "training", "unet"]
+
+PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+
+
+def pretrained(name: str = "mnist8k", *, device=None):
+    """The network shipped with the package (``model.pt`` of the ``name`` preset, produced by
+    ``python -m diffnotes.images train --preset name``; see ``pretrained/README.md``).
+    Returns ``(model, config, info)`` like :func:`load_model`."""
+    path = PRETRAINED_DIR / f"{name}.pt"
+    if not path.is_file():
+        have = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+        raise ValueError(f"name must be one of {have}; got {name!r}")
+    return load_model(path, device=device)

@@ -1,0 +1,489 @@
+r"""Training the image score model: presets, data, checkpoints, resumption, several processes.
+
+One function, :func:`train`, runs the whole loop for a :class:`TrainConfig`:
+
+* **Data.** :func:`dataset` turns a preset's images into float tensors in :math:`[-1, 1]`
+  (pixel level :math:`p \in \{0..S\}` becomes :math:`2p/S - 1`), kept whole on the device.
+* **Loss.** The denoising score-matching loss of :func:`diffnotes.score.dsm_loss` under the VP
+  SDE of Chapter 3, with times :math:`t \sim \mathcal U(t_{\min}, 1)`.
+* **Optimiser.** AdamW, linear warm-up then cosine decay of the learning rate, gradient
+  clipping, an :class:`~diffnotes.score.EMA` of the weights; bfloat16 autocast on CUDA.
+* **Checkpoints.** Every ``ckpt_every`` steps (and at the end) ``checkpoint.pt`` is written
+  atomically (a temporary file, then :func:`os.replace`), so an interruption never leaves a
+  half-written file. Everything in it (config, weights, average, optimiser state, losses) is
+  tensors and plain Python values, loadable with ``torch.load(..., weights_only=True)``.
+* **Resumption.** The minibatch order and the noise of step :math:`k` are functions of
+  ``(seed, k)`` alone, and the optimiser and average are restored exactly, so a run
+  interrupted and resumed gives the same weights as one that ran straight through.
+* **Several processes.** Under ``torchrun --nproc_per_node N`` the model is wrapped in
+  :class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on GPUs, gloo on CPUs) and a
+  :class:`~torch.utils.data.DistributedSampler` deals each process its share of every global
+  minibatch; only rank 0 writes files. At the end the ranks compare digests of their weights.
+* **The model file.** ``model.pt`` holds the config and the averaged weights only: what
+  :func:`load_model` and the samplers need, a quarter of the checkpoint's size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import data as _data
+from .._checks import positive_float, positive_int
+from ..score import EMA, _dsm_loss
+from ..sde import VPSDE
+from ..utils import device as default_device
+from ..utils import torch_threads
+from .unet import UNet
+
+__all__ = ["PRESETS", "TrainConfig", "TrainResult", "dataset", "load_checkpoint",
+           "load_model", "make_sde", "train"]
+
+FORMAT = "diffnotes.images/1"
+DATASETS = ("digits", "mnist8k", "mnist")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (and nothing that does not, like the device).
+
+    ``dataset`` is ``"digits"`` (scikit-learn's 8x8 digits, 17 grey levels: training on the
+    first 1500 of 1797), ``"mnist8k"`` (the first 8000 images of the MNIST *test* split, for
+    machines that hold only that split; the last 2000 are kept for evaluation) or ``"mnist"``
+    (the 60000 training images). See :data:`PRESETS`.
+    """
+
+    dataset: str = "digits"
+    channels: tuple = (16, 32)
+    n_res: int = 1
+    attention: bool = True
+    dropout: float = 0.0
+    parameterization: str = "noise"
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    t_min: float = 1e-3
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup: int = 100
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    ckpt_every: int = 400
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got "
+                             f"{self.dataset!r}")
+        self.channels = tuple(self.channels)
+        for name in ("n_res", "steps", "batch_size", "ckpt_every"):
+            setattr(self, name, positive_int(getattr(self, name), name))
+        self.warmup = positive_int(self.warmup, "warmup", minimum=0)
+        self.seed = positive_int(self.seed, "seed", minimum=0)
+        for name in ("beta_min", "beta_max", "t_min", "lr", "grad_clip"):
+            setattr(self, name, positive_float(getattr(self, name), name))
+        self.weight_decay = positive_float(self.weight_decay, "weight_decay", allow_zero=True)
+        self.ema_decay = positive_float(self.ema_decay, "ema_decay", allow_zero=True,
+                                        upper=0.99999)
+        if self.t_min >= 1:
+            raise ValueError(f"t_min must be < 1 (the VP SDE's horizon), got {self.t_min}")
+
+    @property
+    def size(self) -> int:
+        return 8 if self.dataset == "digits" else 28
+
+    @property
+    def levels(self) -> int:
+        """The largest pixel level ``S``: 16 for the digits, 255 for MNIST."""
+        return _data.DIGITS_LEVELS if self.dataset == "digits" else _data.MNIST_LEVELS
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with some fields changed (checked like the constructor)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+PRESETS = {
+    "digits": TrainConfig(dataset="digits", channels=(16, 32), steps=800, batch_size=64,
+                          lr=3e-3, warmup=100, ema_decay=0.995, ckpt_every=400),
+    "mnist8k": TrainConfig(dataset="mnist8k", channels=(32, 64, 128), steps=3000,
+                           batch_size=64, lr=1e-3, warmup=200, ema_decay=0.999,
+                           ckpt_every=250),
+    "mnist": TrainConfig(dataset="mnist", channels=(64, 128, 128), n_res=2, dropout=0.1,
+                         steps=30000, batch_size=128, lr=2e-4, warmup=1000,
+                         ema_decay=0.9999, ckpt_every=2000),
+}
+"""Named configurations: ``"digits"`` (trains on one CPU core in about a minute),
+``"mnist8k"`` (the configuration of the checkpoint shipped with the book) and ``"mnist"``
+(the full training split, for a GPU)."""
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    Attributes
+    ----------
+    model, ema : UNet
+        The last iterate and the moving average of the weights (sample from ``ema``).
+    config : TrainConfig
+    losses : ndarray, shape (steps,)
+        The minibatch loss of every step (from the start of the run, resumed parts included).
+    seconds : float
+        Wall time of the training steps, summed over the interrupted and resumed parts.
+    images_per_second : float
+        Training throughput of this call (all processes together).
+    info : dict
+        Device, world size, torch version, and (under ``torchrun``) the per-rank digests.
+    """
+
+    model: nn.Module
+    ema: nn.Module
+    config: TrainConfig
+    losses: np.ndarray
+    seconds: float
+    images_per_second: float
+    info: dict = field(default_factory=dict)
+
+
+def make_sde(config: TrainConfig) -> VPSDE:
+    """The forward SDE of a configuration (the VP SDE of Chapter 3, ``T = 1``)."""
+    return VPSDE(config.beta_min, config.beta_max)
+
+
+def _split(name: str, data_dir=None):
+    if name == "digits":
+        images, labels = _data.load_digits()
+        return (images[:1500], labels[:1500]), (images[1500:], labels[1500:])
+    if name == "mnist8k":
+        images, labels = _data.load_mnist("test", data_dir)
+        return (images[:8000], labels[:8000]), (images[8000:], labels[8000:])
+    train_ = _data.load_mnist("train", data_dir)
+    return train_, _data.load_mnist("test", data_dir)
+
+
+def to_unit(pixels, levels: int) -> torch.Tensor:
+    """Pixel levels ``0..levels`` (uint8 or int array, shape ``(n, H, W)`` or
+    ``(n, 1, H, W)``) to a float32 tensor in ``[-1, 1]`` of shape ``(n, 1, H, W)``."""
+    x = torch.as_tensor(np.asarray(pixels)).to(torch.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"pixels must have shape (n, H, W) or (n, 1, H, W), got "
+                         f"{tuple(x.shape)}")
+    if x.numel() and (x.min() < 0 or x.max() > levels):
+        raise ValueError(f"pixels must lie in 0..{levels}, got values in "
+                         f"[{float(x.min()):g}, {float(x.max()):g}]")
+    return 2 * x / levels - 1
+
+
+def dataset(name: str, split: str = "train", *, data_dir=None):
+    """The images and labels of a preset's ``split`` (``"train"`` or ``"eval"``).
+
+    Returns ``(x, labels, levels)``: a float32 tensor of shape ``(n, 1, H, W)`` in
+    ``[-1, 1]``, an int64 tensor of shape ``(n,)`` and the largest pixel level ``S``.
+    ``"digits"``: 1500 / 297 images; ``"mnist8k"``: the first 8000 / last 2000 of the MNIST test
+    split; ``"mnist"``: the 60000 training / 10000 test images.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    tr, ev = _split(name, data_dir)
+    images, labels = tr if split == "train" else ev
+    levels = _data.DIGITS_LEVELS if name == "digits" else _data.MNIST_LEVELS
+    return to_unit(images, levels), torch.as_tensor(np.asarray(labels), dtype=torch.int64), \
+        levels
+
+
+def build_model(config: TrainConfig) -> UNet:
+    """The (untrained) U-Net of a configuration."""
+    return UNet(size=config.size, channels=config.channels, n_res=config.n_res,
+                attention=config.attention, dropout=config.dropout,
+                parameterization=config.parameterization, seed=config.seed)
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``lr / 20``."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    span = max(config.steps - config.warmup, 1)
+    c = 0.5 * (1 + math.cos(math.pi * min(step - config.warmup, span) / span))
+    return config.lr * (0.05 + 0.95 * c)
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]
+               >> 1)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path, *, map_location="cpu") -> dict:
+    """Read a checkpoint or model file written by :func:`train` (``weights_only=True``: no
+    code is executed), checking its format tag."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a diffnotes.images checkpoint (format tag "
+                         f"{FORMAT!r} missing)")
+    return ckpt
+
+
+def load_model(path, *, device=None):
+    """The averaged (EMA) network of a ``model.pt`` or ``checkpoint.pt`` file, in eval mode on
+    ``device`` (default: CUDA when present). Returns ``(model, config, info)``."""
+    dev = default_device(device)
+    ckpt = load_checkpoint(path)
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["ema"])
+    return model.to(dev).eval().requires_grad_(False), config, ckpt.get("info", {})
+
+
+def _digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class _Dist:
+    """The process group under ``torchrun`` (world size from the environment), else a stub."""
+
+    def __init__(self, dev):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.world > 1
+        self.dev = dev
+        self.owns = False
+        if self.active:
+            import torch.distributed as dist
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if dev.type == "cuda":
+                self.dev = torch.device("cuda", local)
+                torch.cuda.set_device(self.dev)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.dev.type == "cuda" else "gloo")
+                self.owns = True   # destroyed in close(); a caller's own group is left alone
+
+    def digests(self, model) -> list[str]:
+        mine = _digest(model)
+        if not self.active:
+            return [mine]
+        import torch.distributed as dist
+        out: list = [None] * self.world
+        dist.all_gather_object(out, mine)
+        return out
+
+    def close(self):
+        if self.owns:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+def train(config: TrainConfig | str = "digits", *, out=None, resume: bool = True,
+          device=None, data_dir=None, progress: bool = True, cpu_threads: int | None = 1,
+          callback=None, **overrides) -> TrainResult:
+    r"""Train the U-Net of ``config`` by denoising score matching (see the module docstring).
+
+    Parameters
+    ----------
+    config : TrainConfig or str
+        A configuration or the name of a preset (:data:`PRESETS`); keyword ``overrides``
+        replace fields (``train("digits", steps=300)``).
+    out : str or Path, optional
+        Folder for ``checkpoint.pt`` and ``model.pt`` (created). ``None`` writes nothing.
+    resume : bool
+        If ``out`` holds a checkpoint of the same configuration, continue from it (a
+        checkpoint of a different configuration raises ``ValueError``). A finished run
+        resumes to itself.
+    device : str or torch.device, optional
+        Default CUDA when present (:func:`diffnotes.utils.device`); under ``torchrun`` each
+        process takes the GPU of its ``LOCAL_RANK``.
+    data_dir : str, optional
+        Where the MNIST files are (see :func:`diffnotes.data.load_mnist`).
+    progress : bool
+        A ``tqdm`` progress bar (rank 0 only).
+    cpu_threads : int or None
+        Torch threads on the CPU during training (restored afterwards).
+    callback : callable, optional
+        ``callback(step, loss)`` after every step (e.g. to stop early by raising).
+
+    Returns
+    -------
+    TrainResult
+    """
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"config must be a TrainConfig or one of {', '.join(PRESETS)}; "
+                             f"got {config!r}")
+        config = PRESETS[config]
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig or a preset name, got "
+                         f"{type(config).__name__}")
+    if overrides:
+        config = config.replace(**overrides)
+    dist_ = _Dist(default_device(device))
+    dev = dist_.dev
+    try:
+        with torch_threads(cpu_threads, dev):
+            return _train(config, out, resume, dev, data_dir, progress and dist_.rank == 0,
+                          callback, dist_)
+    finally:
+        dist_.close()
+
+
+def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
+    from torch.utils.data import DistributedSampler
+    from tqdm.auto import trange
+
+    x_all, _, _ = dataset(config.dataset, "train", data_dir=data_dir)
+    n = x_all.shape[0]
+    if config.batch_size % dist_.world:
+        raise ValueError(f"batch_size = {config.batch_size} must be divisible by the number "
+                         f"of processes ({dist_.world})")
+    local_batch = config.batch_size // dist_.world
+    if local_batch > n // dist_.world:
+        raise ValueError(f"batch_size = {config.batch_size} is larger than the training set "
+                         f"({n} images)")
+    x_all = x_all.to(dev)
+    sde = make_sde(config)
+    model = build_model(config).to(dev)
+    ema = EMA(model, config.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                            weight_decay=config.weight_decay)
+    losses = np.zeros(config.steps)
+    start, seconds_before = 0, 0.0
+    out = Path(out) if out is not None else None
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt_path.is_file():
+            ckpt = load_checkpoint(ckpt_path)
+            if ckpt["config"] != config.to_dict():
+                diff = {k: (ckpt["config"].get(k), v) for k, v in config.to_dict().items()
+                        if ckpt["config"].get(k) != v}
+                raise ValueError(f"{ckpt_path} was written for another configuration "
+                                 f"(checkpoint vs now: {diff}); use another out folder or "
+                                 "resume=False")
+            model.load_state_dict(ckpt["model"])
+            ema.model.load_state_dict(ckpt["ema"])
+            ema.n_updates = int(ckpt["ema_updates"])
+            opt.load_state_dict(ckpt["optimizer"])
+            start = int(ckpt["step"])
+            losses[:start] = ckpt["losses"].numpy()[:start]
+            seconds_before = float(ckpt["seconds"])
+    net = model
+    if dist_.active:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
+                                      else None)
+    sampler = DistributedSampler(range(n), num_replicas=dist_.world, rank=dist_.rank,
+                                 shuffle=True, seed=config.seed, drop_last=True)
+    per_epoch = len(sampler) // local_batch
+    gen = torch.Generator(device=dev)
+    amp = dev.type == "cuda"
+    info = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+            "world_size": dist_.world, "torch": str(torch.__version__),
+            "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
+
+    def save(step, seconds, digests=None):
+        if ckpt_path is None or dist_.rank != 0:
+            return
+        common = {"format": FORMAT, "config": config.to_dict(), "step": step,
+                  "ema": ema.model.state_dict(), "seconds": seconds,
+                  "losses": torch.from_numpy(losses[:step].copy()),
+                  "info": {**info, **({"rank_digests": digests} if digests else {})}}
+        _atomic_save({**common, "model": model.state_dict(), "ema_updates": ema.n_updates,
+                      "optimizer": opt.state_dict()}, ckpt_path)
+        if step == config.steps:
+            _atomic_save(common, out / "model.pt")
+
+    epoch, order = -1, None
+    bar = trange(start, config.steps, disable=not progress, desc=f"train {config.dataset}",
+                 initial=start, total=config.steps)
+    model.train()
+    t0 = time.perf_counter()
+    for step in bar:
+        e, k = divmod(step, per_epoch)
+        if e != epoch:
+            sampler.set_epoch(e)
+            order = torch.tensor(list(sampler), device=dev)
+            epoch = e
+        x0 = x_all[order[k * local_batch:(k + 1) * local_batch]]
+        gen.manual_seed(_step_seed(config.seed, dist_.rank, step))
+        t = config.t_min + (1 - config.t_min) * torch.rand(x0.shape[0], generator=gen,
+                                                            device=dev)
+        eps = torch.randn(x0.shape, generator=gen, device=dev)
+        alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
+        xt = alpha * x0 + sigma * eps
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(config, step)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+            output = net(xt, t)
+        loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
+                         eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
+                         config.parameterization, "sigma2", None) / x0[0].numel()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        ema.update()
+        losses[step] = loss.item()
+        if not math.isfinite(losses[step]):
+            raise FloatingPointError(f"train: the loss is {losses[step]} at step {step}: "
+                                     "lower lr")
+        if progress and step % 50 == 0:
+            bar.set_postfix(loss=f"{losses[max(0, step - 49):step + 1].mean():.4f}",
+                            refresh=False)
+        if callback is not None:
+            callback(step, losses[step])
+        done = step + 1
+        if done % config.ckpt_every == 0 and done < config.steps:
+            save(done, seconds_before + time.perf_counter() - t0)
+    bar.close()
+    seconds_now = time.perf_counter() - t0
+    digests = dist_.digests(model) if dist_.active else None
+    if digests is not None and len(set(digests)) != 1:
+        raise RuntimeError(f"the {dist_.world} processes ended with different weights: "
+                           f"{digests}")
+    save(config.steps, seconds_before + seconds_now, digests)
+    model.eval()
+    steps_run = config.steps - start
+    info = {**info, **({"rank_digests": digests} if digests else {})}
+    return TrainResult(model, ema.model, config, losses, seconds_before + seconds_now,
+                       steps_run * config.batch_size / max(seconds_now, 1e-9), info)
