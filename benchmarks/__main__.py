@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (register their benchmarks)
     bench_ctmc,
     bench_dsb,
     bench_ehrenfest,
+    bench_images,
     bench_score,
     bench_sde,
 )
