@@ -185,7 +185,7 @@ def sample(model, config: TrainConfig, n: int, *, sampler: str = "heun",
     Parameters
     ----------
     model : UNet
-        A trained network (e.g. from :func:`diffnotes.images.load_model`), on its device.
+        A trained network (e.g. from :func:`diffnotes.images.training.load_model`), on its device.
     config : TrainConfig
         Its configuration (the SDE and the number of pixel levels).
     n : int
