@@ -34,7 +34,7 @@ def fid(digits, sampler, n_steps, seed=2):
     with torch_threads(1):
         out = im.sample(run.ema, run.config, N_EVAL, sampler=sampler, n_steps=n_steps,
                         seed=seed)
-    x = torch.from_numpy(out.pixels).float()[:, None] * (2 / 16) - 1
+    x = im.to_unit(out.pixels, 16)
     return metrics.classifier_fid(clf, x, xtr), out
 
 
@@ -135,7 +135,7 @@ def test_shipped_mnist_network_is_within_a_small_multiple_of_the_floor():
         floor = metrics.fid_floor(clf, x8k, x2k, 64, n_rep=5, rng=0)
         out = im.sample(model, config, 64, sampler="heun", n_steps=9, seed=6)
     assert metrics.accuracy(clf, x2k, y2k) > 0.95
-    x = torch.from_numpy(out.pixels).float()[:, None] * (2 / 255) - 1
+    x = im.to_unit(out.pixels, 255)
     assert out.nfe < 20
     assert metrics.classifier_fid(clf, x, x8k) < 3 * floor.mean
     assert metrics.label_stats(clf, x)["coverage"] == 1.0

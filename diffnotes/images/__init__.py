@@ -18,12 +18,21 @@ from pathlib import Path
 
 from . import metrics, plotting, sampling, training, unet
 from .sampling import SAMPLERS, ImageRun, sample, to_pixels
-from .training import PRESETS, TrainConfig, TrainResult, dataset, load_model, make_sde, train
+from .training import (
+    PRESETS,
+    TrainConfig,
+    TrainResult,
+    dataset,
+    load_model,
+    make_sde,
+    to_unit,
+    train,
+)
 from .unet import UNet
 
 __all__ = ["PRESETS", "SAMPLERS", "ImageRun", "TrainConfig", "TrainResult", "UNet", "dataset",
            "load_model", "make_sde", "metrics", "plotting", "pretrained", "sample",
-           "sampling", "to_pixels", "train", "training", "unet"]
+           "sampling", "to_pixels", "to_unit", "train", "training", "unet"]
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 

@@ -111,6 +111,7 @@ def ehrenfest_clock(tau, S: int, sde):
     r"""The Ehrenfest clock :math:`\theta(\tau) = \frac12\log(1 + S\sigma(\tau)^2/
     \alpha(\tau)^2)` at which the ``S``-level Ehrenfest process has the signal-to-noise ratio
     of the network's SDE at time :math:`\tau` (NumPy in, NumPy out)."""
+    S = positive_int(S, "S")
     alpha, sigma = sde.alpha_sigma(np.asarray(tau, dtype=float))
     return 0.5 * np.log1p(S * (sigma / alpha) ** 2)
 
@@ -123,6 +124,9 @@ def ehrenfest_rates(eps_hat, n, S: int, theta: float):
     :math:`\frac{S - n + 1}{2}(1 - \delta s)` with :math:`\delta = 2/\sqrt S`,
     :math:`s = -\hat\varepsilon / b(\theta)`. Negative values are set to zero; returns
     ``(up, down, n_clipped)``."""
+    S = positive_int(S, "S")
+    if not theta > 0:
+        raise ValueError(f"theta must be > 0, got {theta}")
     b = math.sqrt(-math.expm1(-2 * theta))
     ds = (-2.0 / math.sqrt(S) / b) * eps_hat
     lin_up, lin_dn = 1 + ds, 1 - ds
