@@ -97,7 +97,7 @@ from diffnotes import images
 from diffnotes.images import metrics
 from diffnotes.images.training import to_unit
 
-from .harness import Case, benchmark
+from .harness import Case, benchmark, require_mnist
 from .harness import one_thread as _one_thread
 from .harness import timed as _timed
 
@@ -378,6 +378,7 @@ def _mnist_gpu_targets(dev="cuda", n=N_MNIST_GPU, **overrides):
 
 @benchmark
 def images_mnist8k_training():
+    require_mnist()
     gpu = torch.cuda.is_available()
     other = "cuda" if gpu else "cpu"
     threads = {}

@@ -3,15 +3,37 @@
 A benchmark is a function decorated with :func:`benchmark` that returns a :class:`Case`: two
 zero-argument callables doing the same work (``baseline``, ``candidate``), a ``check`` that the
 two results agree, and the ratio ``target`` the candidate should reach.
+
+Every target is reported on its own line as PASS or FAIL and counted, and no missed target stops
+the run:
+
+* a speed ratio below ``Case.target`` is a FAIL of that case;
+* :func:`target` records a further target (a quality bound, a time limit) as PASS or FAIL;
+* an ``AssertionError`` (or any other exception) raised by a case is a FAIL of that case, with
+  its one-line message; the run goes on with the next case;
+* a case that cannot run here (missing data, no GPU) raises :class:`Skip` with a one-line
+  reason, before doing any work where it can (:func:`require_mnist`); it is counted as SKIP,
+  never as PASS.
+
+:func:`run` returns the number of FAILs; ``python -m benchmarks`` prints the summary (each
+PASS, FAIL and SKIP) and exits non-zero when any target failed.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 REGISTRY: list[Callable[[], Case]] = []
+# (status, name, detail) of every target recorded in this run, in order
+RESULTS: list[tuple[str, str, str]] = []
+
+
+class Skip(Exception):
+    """Raised by a benchmark (its factory or any of its callables) that cannot run here; the
+    message is the one-line reason."""
 
 
 @dataclass
@@ -28,6 +50,23 @@ def benchmark(fn):
     """Register a benchmark (a function returning a Case)."""
     REGISTRY.append(fn)
     return fn
+
+
+def target(name: str, ok: bool, detail: str = "") -> bool:
+    """Record one target of a benchmark as PASS or FAIL (printed in the summary); returns ``ok``."""
+    RESULTS.append(("PASS" if ok else "FAIL", name, detail))
+    return bool(ok)
+
+
+def require_mnist():
+    """Raise :class:`Skip` unless the MNIST test split can be read without a download."""
+    from diffnotes import data
+
+    try:
+        data.load_mnist("test", download=False, progress=False)
+    except Exception as err:  # noqa: BLE001 -- any reason it cannot be read is a reason to skip
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise Skip(f"needs the MNIST test split (set DIFFNOTES_DATA): {first}") from None
 
 
 def timed(fn, times: dict, key: str):
@@ -61,21 +100,53 @@ def best_time(fn, repeats):
     return best, result
 
 
-def run(selected=None) -> int:
-    """Run the registered benchmarks; return the number that missed their target."""
-    misses = 0
-    print(f"{'benchmark':58s} {'baseline':>10s} {'candidate':>10s} {'ratio':>8s} {'target':>7s}")
-    for make in REGISTRY:
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _run_case(make, selected) -> None:
+    try:
         case = make()
-        if selected and not any(s in case.name for s in selected):
-            continue
+    except Skip as why:
+        RESULTS.append(("SKIP", make.__name__, str(why)))
+        print(f"{make.__name__:58s} SKIP: {why}")
+        return
+    if selected and not any(s in case.name for s in selected):
+        return
+    try:
         tb, rb = best_time(case.baseline, max(1, case.repeats - 2))
         tc, rc = best_time(case.candidate, case.repeats)
         if case.check is not None:
             case.check(rb, rc)
-        ratio = tb / tc
-        ok = ratio >= case.target
-        misses += not ok
-        print(f"{case.name:58s} {tb:9.4f}s {tc:9.4f}s {ratio:7.1f}x {case.target:6.0f}x "
-              f"{'ok' if ok else 'MISSED'}")
-    return misses
+    except Skip as why:
+        RESULTS.append(("SKIP", case.name, str(why)))
+        print(f"{case.name:58s} SKIP: {why}")
+        return
+    except Exception as err:  # noqa: BLE001 -- a broken case is a FAIL, the run goes on
+        if not isinstance(err, AssertionError):
+            traceback.print_exc()
+        RESULTS.append(("FAIL", case.name, _one_line(err)))
+        print(f"{case.name:58s} FAIL: {_one_line(err)}")
+        return
+    ratio = tb / tc
+    ok = ratio >= case.target
+    if case.target > 0:
+        target(case.name, ok, f"speed ratio {ratio:.1f}x (target >= {case.target:g}x)")
+    print(f"{case.name:58s} {tb:9.4f}s {tc:9.4f}s {ratio:7.1f}x {case.target:6.0f}x "
+          f"{'PASS' if ok else 'FAIL'}")
+
+
+def run(selected=None) -> int:
+    """Run the registered benchmarks (those whose name contains one of ``selected``, if given)
+    and print the summary; return the number of failed targets."""
+    RESULTS.clear()
+    print(f"{'benchmark':58s} {'baseline':>10s} {'candidate':>10s} {'ratio':>8s} {'target':>7s}")
+    for make in REGISTRY:
+        _run_case(make, selected)
+    counts = {s: sum(r[0] == s for r in RESULTS) for s in ("PASS", "FAIL", "SKIP")}
+    print("\nsummary")
+    for status, name, detail in RESULTS:
+        print(f"  {status}  {name}" + (f": {detail}" if detail else ""))
+    print(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+    return counts["FAIL"]
