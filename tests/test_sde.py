@@ -448,6 +448,42 @@ def test_reverse_drift_with_the_wrong_sign_misses_the_target():
     assert sliced_wasserstein2(wrong, ref) > 4 * floor.mean
 
 
+def _zero_sde():
+    """f = 0 and g = 0: the predictor of ``predictor_corrector`` is then the identity, and the
+    sampler is nothing but its Langevin corrector."""
+    return S.SDE(drift=lambda x, t: 0 * x, diffusion=lambda t: 0.0, T=1.0, name="zero")
+
+
+@pytest.mark.parametrize("v, snr", [(1.0, 0.5), (3.0, 0.3)])
+def test_the_corrector_is_unadjusted_langevin_with_its_exact_stationary_variance(v, snr):
+    r"""The corrector alone, on N(0, v) (score -x/v), from N(0, 4v).
+
+    Unadjusted Langevin with a fixed step eps, x' = (1 - eps/v) x + sqrt(2 eps) z, is an AR(1)
+    chain with stationary variance 2 eps / (1 - (1 - eps/v)^2) = v / (1 - eps/(2v)). The snr
+    rule sets eps = 2 (snr mean|z| / mean|s|)^2 = 2 snr^2 v^2 / V for points of variance V
+    (for Gaussian points mean|x| / mean|z| = sqrt(V), in any dimension), so at the fixed point
+    V = v / (1 - snr^2 v / V), i.e. V = v (1 + snr^2) and eps = 2 snr^2 v / (1 + snr^2). The
+    chain contracts by (1 - snr^2)/(1 + snr^2) per step, so 60 steps reach it to 1e-10.
+
+    Monte Carlo bound: 5 standard errors of a sample variance, V sqrt(2 / m) (the points are
+    independent apart from the shared step size, an O(1/m) effect). What it catches: without
+    the corrector the variance stays 4v; with its noise scaled by c the fixed point is
+    V = v (c^2 + snr^2), 17 % (snr 0.5) or 19 % (snr 0.3) too large for c = 1.1, against a
+    bound of 2.2 %; an Euler step eps s without the noise would collapse the points to 0.
+    """
+    m = 100_000
+    rng = np.random.default_rng(7)
+    x = 2 * np.sqrt(v) * rng.standard_normal((m, 1))
+    run = S.predictor_corrector(_zero_sde(), lambda y, t: -y / v, x, 8, n_steps=60,
+                                n_corrector=1, snr=snr, t_min=T_MIN)
+    var = run.x.var()
+    expected = v * (1 + snr**2)
+    assert run.nfe == 120
+    assert abs(var - expected) < 5 * expected * np.sqrt(2 / m), (var, expected)
+    # the chain is Gaussian: its fourth moment is 3 V^2 (within 5 SE: Var x^4 = 96 V^4)
+    assert abs(np.mean(run.x**4) - 3 * expected**2) < 5 * np.sqrt(96 / m) * expected**2
+
+
 def test_euler_maruyama_records_snapshots():
     sde, gm = S.VPSDE(), bimodal_1d()
     x = sde.prior_sample(50, 1, 0)
