@@ -641,7 +641,11 @@ def heun_flow(sde: LinearSDE, score: Callable, x, *, n_steps: int = 18, t_min: f
     .. math:: \frac{dy}{d\rho} = \hat\varepsilon(x, t) = -\sigma(t)\, s(x, t),
               \qquad x = \alpha(t)\, y,\ t = t(\rho),
 
-    whose solution for Gaussian data is straight in :math:`\rho`. Each step from
+    For data that are a point mass at :math:`\mu` its solutions are the straight lines
+    :math:`y = \mu + c\rho` (:math:`\hat\varepsilon = (y - \mu)/\rho` is constant along
+    them), which Heun's method follows exactly. For Gaussian data :math:`\mathcal N(\mu, s^2)`
+    they are :math:`y = \mu + c\sqrt{s^2 + \rho^2}`: close to straight for
+    :math:`\rho \gg s`, curved where :math:`\rho` is of order :math:`s`. Each step from
     :math:`\rho_i` to :math:`\rho_{i+1}` (:math:`h = \rho_{i+1} - \rho_i < 0`) is an Euler
     predictor and a trapezoidal corrector,
 

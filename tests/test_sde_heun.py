@@ -197,6 +197,45 @@ def test_records_snapshots_from_t_max_down():
     assert plain.path == [] and plain.times.size == 0
 
 
+# ------------------------------------------------------------------------ shape of the paths
+@pytest.mark.parametrize("sde_name", list(sdes()))
+def test_heun_flow_follows_the_straight_paths_of_a_point_mass_exactly(sde_name):
+    """Data = a point mass at MU: in y = x / alpha against rho = sigma / alpha the flow is
+    y = MU + c rho with c = (y_T - MU) / rho_T (heun_flow's docstring), and Heun's method is
+    exact on straight lines: three steps agree with it to rounding."""
+    sde = sdes()[sde_name]
+
+    def score(x, t):                            # the score of N(alpha MU, sigma^2)
+        a, s = sde.alpha_sigma(t)
+        return -(x - a * MU) / s**2
+
+    x = start_points(sde)
+    a_T, s_T = sde.alpha_sigma(sde.T)
+    a_0, s_0 = sde.alpha_sigma(T_MIN)
+    c = (x / a_T - MU) / (s_T / a_T)
+    run = S.heun_flow(sde, score, x, n_steps=3)
+    np.testing.assert_allclose(run.x, a_0 * (MU + c * s_0 / a_0), rtol=1e-9, atol=1e-9)
+
+
+def test_heun_flow_follows_the_curved_paths_of_gaussian_data():
+    """Data N(MU, STD^2): along the whole path y = MU + c sqrt(STD^2 + rho^2), not a straight
+    line in rho. Compared in x = alpha y (the sampler's coordinate), 400 steps follow the closed
+    form within 5e-4 at every recorded time (measured 1.2e-4), while the straight line through
+    the two ends misses it by more than 0.1 in between (measured 0.63)."""
+    sde, gm = S.VPSDE(), gaussian()
+    x = start_points(sde)
+    run = S.heun_flow(sde, gm.score_function(sde), x, n_steps=400, record=8)
+    alpha, sigma = (np.asarray(v) for v in sde.alpha_sigma(run.times))
+    rho = sigma / alpha
+    y = np.stack(run.path) / alpha[:, None, None]
+    c = (y[0] - MU) / np.sqrt(STD**2 + rho[0] ** 2)
+    curved = MU + c * np.sqrt(STD**2 + rho[:, None, None] ** 2)
+    a = alpha[:, None, None]
+    assert np.abs(a * (y - curved)).max() < 5e-4
+    line = y[0] + (y[-1] - y[0]) * ((rho - rho[0]) / (rho[-1] - rho[0]))[:, None, None]
+    assert np.abs(a * (y - line)).max() > 0.1
+
+
 # ------------------------------------------------------------------------ sample quality
 def test_heun_flow_with_18_steps_lands_on_moons():
     """2000 VPSDE prior points through 18 EDM steps (36 score calls) with the exact score of
