@@ -12,13 +12,27 @@ One function, :func:`train`, runs the whole loop for a :class:`TrainConfig`:
   atomically (a temporary file, then :func:`os.replace`), so an interruption never leaves a
   half-written file. Everything in it (config, weights, average, optimiser state, losses) is
   tensors and plain Python values, loadable with ``torch.load(..., weights_only=True)``.
-* **Resumption.** The minibatch order and the noise of step :math:`k` are functions of
-  ``(seed, k)`` alone, and the optimiser and average are restored exactly, so a run
-  interrupted and resumed gives the same weights as one that ran straight through.
+* **Seeding by global sample index.** Step :math:`k` of epoch :math:`e = \lfloor k / K
+  \rfloor` trains on positions :math:`kB \ldots kB + B - 1` of a permutation of the training
+  set seeded by ``seed + e``, and the times and noise of those :math:`B` samples are drawn
+  from a generator seeded by ``(seed, k)``: every random number belongs to a sample of the
+  *global* batch, never to a process. So the global batch, and the gradient, of a step do not
+  depend on the number of processes, and 1 or ``N`` processes give the same weights up to the
+  order of floating-point reductions (the tests hold 2 gloo processes to within ``1e-5`` of
+  one process after a few steps). Dropout (the ``mnist`` preset) is the exception: its masks
+  come from a generator seeded by ``(seed, rank, k)``, which keeps resumption exact but ties
+  the weights to the number of processes.
+* **Resumption.** The random numbers of step :math:`k` being functions of ``(seed, k)`` alone,
+  and the optimiser and average being restored exactly, a run interrupted and resumed gives
+  the same weights, bit for bit, as one that ran straight through.
+* **Interruption.** Ctrl-C (SIGINT) or SIGTERM during :func:`train` lets the current step
+  finish, writes ``checkpoint.pt`` and raises :class:`Interrupted` (a second Ctrl-C stops at
+  once); running the same call again resumes.
 * **Several processes.** Under ``torchrun --nproc_per_node N`` the model is wrapped in
-  :class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on GPUs, gloo on CPUs) and a
-  :class:`~torch.utils.data.DistributedSampler` deals each process its share of every global
-  minibatch; only rank 0 writes files. At the end the ranks compare digests of their weights.
+  :class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on GPUs, gloo on CPUs) and each
+  process takes its contiguous share ``B / N`` of every global minibatch; the logged loss is
+  the average over the processes; only rank 0 writes files. At the end the ranks compare
+  digests of their weights.
 * **The model file.** ``model.pt`` holds the config and the averaged weights only: what
   :func:`load_model` and the samplers need, a quarter of the checkpoint's size.
 """
@@ -30,6 +44,8 @@ import hashlib
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +62,8 @@ from ..utils import device as default_device
 from ..utils import torch_threads
 from .unet import UNet
 
-__all__ = ["PRESETS", "TrainConfig", "TrainResult", "dataset", "load_checkpoint",
-           "load_model", "make_sde", "train"]
+__all__ = ["PRESETS", "Interrupted", "TrainConfig", "TrainResult", "dataset",
+           "load_checkpoint", "load_model", "make_sde", "train"]
 
 FORMAT = "diffnotes.images/1"
 DATASETS = ("digits", "mnist8k", "mnist")
@@ -175,9 +191,15 @@ def make_sde(config: TrainConfig) -> VPSDE:
 
 
 def _split(name: str, data_dir=None):
+    """``((train_images, train_labels), (eval_images, eval_labels))`` of a preset's data."""
     if name == "digits":
+        # a random held-out part of 300 = 2 x 150 digits (two disjoint sets of the book's
+        # n = 150 for the floor of metrics.quality), the same on every machine; each part in
+        # the data set's order
         images, labels = _data.load_digits()
-        return (images[:1500], labels[:1500]), (images[1500:], labels[1500:])
+        perm = np.random.default_rng(0).permutation(images.shape[0])
+        held, train_ = np.sort(perm[:300]), np.sort(perm[300:])
+        return (images[train_], labels[train_]), (images[held], labels[held])
     if name == "mnist8k":
         images, labels = _data.load_mnist("test", data_dir)
         return (images[:8000], labels[:8000]), (images[8000:], labels[8000:])
@@ -205,8 +227,12 @@ def dataset(name: str, split: str = "train", *, data_dir=None):
 
     Returns ``(x, labels, levels)``: a float32 tensor of shape ``(n, 1, H, W)`` in
     ``[-1, 1]``, an int64 tensor of shape ``(n,)`` and the largest pixel level ``S``.
-    ``"digits"``: 1500 / 297 images; ``"mnist8k"``: the first 8000 / last 2000 of the MNIST test
-    split; ``"mnist"``: the 60000 training / 10000 test images.
+    ``"digits"``: 1497 / 300 images, the held-out 300 a random subset of scikit-learn's 1797
+    (a fixed permutation, seed 0), each part in the data set's order; ``"mnist8k"``: the first
+    8000 / last 2000 of the MNIST test split (the shipped network was trained on the first
+    8000; :func:`~diffnotes.images.metrics.quality` draws random subsets of the 2000);
+    ``"mnist"``: the 60000 training / 10000 test images. Both the image generator and the
+    classifier of :mod:`~diffnotes.images.metrics` train on ``"train"`` only.
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
@@ -235,9 +261,55 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     return config.lr * (0.05 + 0.95 * c)
 
 
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]
+def _step_seed(seed: int, step: int, stream: int = 0) -> int:
+    """The seed of the random numbers of training step ``step``: ``stream`` 0 is the times and
+    noise of the global batch (the key ``(seed, 0, step)`` is the one single-process runs
+    always used, so they, and the shipped checkpoint, are reproduced bit for bit); ``stream``
+    ``1 + rank`` is the dropout masks of process ``rank``."""
+    return int(np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0]
                >> 1)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by :func:`train` when Ctrl-C (SIGINT) or SIGTERM stopped it at the end of step
+    ``step`` of ``steps``, after writing ``checkpoint`` (``None`` when ``out`` was None)."""
+
+    def __init__(self, step: int, steps: int, checkpoint):
+        where = (f"checkpoint written to {checkpoint}" if checkpoint is not None
+                 else "nothing saved (out=None)")
+        super().__init__(f"training interrupted after step {step} of {steps}; {where}")
+        self.step, self.steps, self.checkpoint = step, steps, checkpoint
+
+
+class _StopOnSignal:
+    """While active (in the main thread only), the first SIGINT or SIGTERM sets ``requested``
+    (the loop stops at the end of its step, after a checkpoint); a second SIGINT raises
+    :class:`KeyboardInterrupt` at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                old = signal.getsignal(sig)
+                if old is not None:            # None: a handler not set from Python; leave it
+                    self._old[sig] = old
+                    signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -299,6 +371,15 @@ class _Dist:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if self.dev.type == "cuda" else "gloo")
                 self.owns = True   # destroyed in close(); a caller's own group is left alone
+
+    def sum(self, values) -> list[float]:
+        """``values`` (floats) summed over the processes."""
+        if not self.active:
+            return list(values)
+        import torch.distributed as dist
+        buf = torch.tensor(values, dtype=torch.float64, device=self.dev)
+        dist.all_reduce(buf)
+        return buf.tolist()
 
     def digests(self, model) -> list[str]:
         mine = _digest(model)
@@ -368,7 +449,6 @@ def train(config: TrainConfig | str = "digits", *, out=None, resume: bool = True
 
 
 def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
-    from torch.utils.data import DistributedSampler
     from tqdm.auto import trange
 
     x_all, _, _ = dataset(config.dataset, "train", data_dir=data_dir)
@@ -392,6 +472,9 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        if not resume and dist_.rank == 0:     # start afresh: no file of an older run is left
+            for name in ("checkpoint.pt", "model.pt"):
+                (out / name).unlink(missing_ok=True)
         if resume and ckpt_path.is_file():
             ckpt = load_checkpoint(ckpt_path)
             if ckpt["config"] != config.to_dict():
@@ -412,14 +495,18 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
                                       else None)
-    sampler = DistributedSampler(range(n), num_replicas=dist_.world, rank=dist_.rank,
-                                 shuffle=True, seed=config.seed, drop_last=True)
-    per_epoch = len(sampler) // local_batch
+    per_epoch = n // config.batch_size
+    lo, hi = dist_.rank * local_batch, (dist_.rank + 1) * local_batch   # this process's share
+    order_gen = torch.Generator()   # the order of epoch e: randperm(n) seeded by seed + e
     gen = torch.Generator(device=dev)
+    dropout = config.dropout > 0
+    rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+        if dev.type == "cuda" else []
     amp = dev.type == "cuda"
     info = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "world_size": dist_.world, "torch": str(torch.__version__),
-            "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
+            "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
+            "resumed_from": start}
 
     def save(step, seconds, digests=None):
         if ckpt_path is None or dist_.rank != 0:
@@ -438,44 +525,63 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
                  initial=start, total=config.steps)
     model.train()
     t0 = time.perf_counter()
-    for step in bar:
-        e, k = divmod(step, per_epoch)
-        if e != epoch:
-            sampler.set_epoch(e)
-            order = torch.tensor(list(sampler), device=dev)
-            epoch = e
-        x0 = x_all[order[k * local_batch:(k + 1) * local_batch]]
-        gen.manual_seed(_step_seed(config.seed, dist_.rank, step))
-        t = config.t_min + (1 - config.t_min) * torch.rand(x0.shape[0], generator=gen,
-                                                            device=dev)
-        eps = torch.randn(x0.shape, generator=gen, device=dev)
-        alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
-        xt = alpha * x0 + sigma * eps
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(config, step)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            output = net(xt, t)
-        loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
-                         eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
-                         config.parameterization, "sigma2", None) / x0[0].numel()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        ema.update()
-        losses[step] = loss.item()
-        if not math.isfinite(losses[step]):
-            raise FloatingPointError(f"train: the loss is {losses[step]} at step {step}: "
-                                     "lower lr")
-        if progress and step % 50 == 0:
-            bar.set_postfix(loss=f"{losses[max(0, step - 49):step + 1].mean():.4f}",
-                            refresh=False)
-        if callback is not None:
-            callback(step, losses[step])
-        done = step + 1
-        if done % config.ckpt_every == 0 and done < config.steps:
-            save(done, seconds_before + time.perf_counter() - t0)
-    bar.close()
+    with _StopOnSignal() as stop:
+        try:
+            for step in bar:
+                e, k = divmod(step, per_epoch)
+                if e != epoch:
+                    order = torch.randperm(n, generator=order_gen.manual_seed(config.seed + e))
+                    order = order.to(dev)
+                    epoch = e
+                first = k * config.batch_size
+                x0 = x_all[order[first + lo:first + hi]]
+                # the times and noise of the whole global batch, alike on every process
+                gen.manual_seed(_step_seed(config.seed, step))
+                t = config.t_min + (1 - config.t_min) * torch.rand(
+                    config.batch_size, generator=gen, device=dev)[lo:hi]
+                eps = torch.randn((config.batch_size, *x0.shape[1:]), generator=gen,
+                                  device=dev)[lo:hi]
+                alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
+                xt = alpha * x0 + sigma * eps
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(config, step)
+                with torch.random.fork_rng(devices=rng_devices, enabled=dropout,
+                                           device_type="cuda"):
+                    if dropout:
+                        torch.manual_seed(_step_seed(config.seed, step, 1 + dist_.rank))
+                    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                        output = net(xt, t)
+                loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
+                                 eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
+                                 config.parameterization, "sigma2", None) / x0[0].numel()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                ema.update()
+                if dist_.active:    # the loss of the global batch; stop on every process alike
+                    total, stops = dist_.sum([loss.item(), float(stop.requested)])
+                    losses[step], stopping = total / dist_.world, stops > 0
+                else:
+                    losses[step], stopping = loss.item(), None
+                if not math.isfinite(losses[step]):
+                    raise FloatingPointError(f"train: the loss is {losses[step]} at step "
+                                             f"{step}: lower lr")
+                if progress and step % 50 == 0:
+                    bar.set_postfix(loss=f"{losses[max(0, step - 49):step + 1].mean():.4f}",
+                                    refresh=False)
+                if callback is not None:
+                    callback(step, losses[step])
+                done = step + 1
+                if stopping is None:
+                    stopping = stop.requested
+                if stopping and done < config.steps:
+                    save(done, seconds_before + time.perf_counter() - t0)
+                    raise Interrupted(done, config.steps, ckpt_path)
+                if done % config.ckpt_every == 0 and done < config.steps:
+                    save(done, seconds_before + time.perf_counter() - t0)
+        finally:
+            bar.close()
     seconds_now = time.perf_counter() - t0
     digests = dist_.digests(model) if dist_.active else None
     if digests is not None and len(set(digests)) != 1:
