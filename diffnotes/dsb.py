@@ -59,6 +59,7 @@ alternating the two directions so that each keeps one marginal exact.
 
 from __future__ import annotations
 
+from ._optional import dsb_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 import math
 import time as _time
 from dataclasses import dataclass

@@ -66,6 +66,7 @@ the samplers of :mod:`diffnotes.sde` take.
 
 from __future__ import annotations
 
+from ._optional import score_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 import copy
 import math
 import numbers

@@ -11,11 +11,13 @@
 - ``python -m diffnotes.images {train,sample}`` -- the command line.
 
 Images are float tensors ``(n, 1, H, W)`` in ``[-1, 1]``; pixel level ``p`` of ``0..S`` maps to
-``2 p / S - 1`` (``S = 16`` for scikit-learn's 8x8 digits, 255 for MNIST). Needs torch.
+``2 p / S - 1`` (``S = 16`` for scikit-learn's 8x8 digits, 255 for MNIST). Needs the ``learn``
+extra (``pip install 'diffnotes[learn]'``: torch, tqdm, and scikit-learn for the digits).
 """
 
 from pathlib import Path
 
+from .._optional import images_needs  # noqa: F401  (missing torch: a pip hint)
 from . import metrics, plotting, sampling, training, unet
 from .sampling import SAMPLERS, ImageRun, sample, to_pixels
 from .training import (
