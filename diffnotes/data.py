@@ -65,6 +65,11 @@ def two_moons(n: int, rng, noise: float = 0.05) -> np.ndarray:
     centred at :math:`s\,(-\tfrac12, -\tfrac14)` (upper half) and :math:`s\,(\tfrac12, \tfrac14)`
     (lower half); the noise-free points lie in :math:`[-1.5s, 1.5s] \times [-0.75s, 0.75s]`.
 
+    The Gaussian mixture :func:`diffnotes.mixtures.moons_mixture` (the ground truth of Chapters 2
+    and 3, with an exact score) has the same shape at the raw scale (radius 1, total variance
+    about 1.07): these moons are about 1.42 times larger. Compare numbers across the two only
+    after rescaling.
+
     Parameters
     ----------
     n : int

@@ -173,10 +173,18 @@ class GaussianMixture:
 
 def moons_mixture(n_components: int = 8, radius: float = 1.0, std: float = 0.12,
                   center=(0.0, 0.0)) -> GaussianMixture:
-    """A two-moons-like 2-D mixture: ``n_components`` equal isotropic Gaussians on each of
+    r"""A two-moons-like 2-D mixture: ``n_components`` equal isotropic Gaussians on each of
     two interleaved half circles (like scikit-learn's ``make_moons``), centred at ``center``.
 
     Its exact score makes it a ground truth for 2-D samplers without any training.
+
+    Scale: the component means lie on the raw ``make_moons`` half circles (radius 1 by
+    default, ``radius`` scales them), shifted by :math:`-(\tfrac12, \tfrac14)` so that their mean
+    is 0; the default means span :math:`[-1.5, 1.5] \times [-0.72, 0.72]`, total variance
+    :math:`\operatorname{tr}\operatorname{Cov} \approx 1.07`. This is *not* the scale of
+    :func:`diffnotes.data.two_moons`, which standardises the moons to total variance 2 (radius
+    :math:`\approx 1.418`): the same shape, about 1.42 times larger. Chapters 2 and 3 use this
+    mixture, Chapter 4 uses ``two_moons``.
     """
     n_components = positive_int(n_components, "n_components", minimum=2)
     radius = positive_float(radius, "radius")

@@ -10,6 +10,7 @@ import pytest
 import scipy.integrate
 from scipy.stats import multivariate_normal, norm
 
+from diffnotes import data
 from diffnotes.mixtures import GaussianMixture, moons_mixture
 from diffnotes.schedules import Schedule, as_schedule, constant, vp
 
@@ -186,6 +187,22 @@ def test_moons_mixture():
         moons_mixture(center=(0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="std"):
         moons_mixture(std=0.0)
+
+
+def test_moons_mixture_and_data_two_moons_are_the_same_shape_at_different_scales():
+    """The scales both docstrings state: moons_mixture's means are centred, span
+    [-1.5, 1.5] x [-0.72, 0.72], total variance 1.07 (components included); data.two_moons
+    (noise-free) has mean 0, total variance 2 and x-range 1.418 times larger."""
+    mm = moons_mixture()
+    mean = mm.weights @ mm.means
+    second = np.einsum("k,kij->ij", mm.weights, mm.covs + mm.means[:, :, None]
+                       * mm.means[:, None, :])
+    np.testing.assert_allclose(mean, 0, atol=1e-12)
+    assert abs(np.trace(second) - 1.07) < 0.005
+    np.testing.assert_allclose(np.abs(mm.means).max(axis=0), [1.5, 0.72], atol=0.005)
+    x = data.two_moons(200_000, 0, noise=0.0)
+    assert np.abs(x.mean(axis=0)).max() < 0.01 and abs(x.var(axis=0).sum() - 2) < 0.02
+    assert abs(np.abs(x[:, 0]).max() / 1.5 - 1.418) < 0.002
 
 
 # ------------------------------------------------------------------------ schedules
