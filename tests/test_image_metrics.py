@@ -230,17 +230,221 @@ def test_classifier_fid_separates_data_from_noise(trained, digits):
     assert im.classifier_fid(trained, a, a) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_missing_class_is_above_the_floor(trained, digits):
+def test_frechet_features_and_the_n_above_d_rule(trained, digits):
+    x, _ = digits
+    fa, fb = trained.embed(x[:300]), trained.embed(x[300:500])
+    expect = im.frechet_distance(fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0),
+                                 np.cov(fb, rowvar=False))
+    assert im.frechet_features(fa, fb) == pytest.approx(expect, rel=1e-12)
+    assert im.classifier_fid(trained, x[:300], x[300:500]) == pytest.approx(expect, rel=1e-9)
+    # n = d = 64: singular covariance, refused, naming n and the feature dimension
+    for call in (lambda: im.frechet_features(fa[:64], fb),
+                 lambda: im.classifier_fid(trained, x[:64], x[300:500]),
+                 lambda: im.feature_stats(trained, x[:64])):
+        with pytest.raises(ValueError, match="n = 64 images for feature dimension 64"):
+            call()
+    with pytest.raises(ValueError, match="images_b: .*n = 10 images"):
+        im.classifier_fid(trained, x[:300], x[:10])
+    assert im.frechet_features(fa[:65], fb) > 0   # n = d + 1 is allowed
+    with pytest.raises(ValueError, match="features_b"):
+        im.frechet_features(fa, fb[:, :10])
+
+
+# --------------------------------------------------------------------------------------------
+# KID
+# --------------------------------------------------------------------------------------------
+def _kid_loops(a, b):
+    """Direct O(n^2) double loops of the unbiased MMD^2 with the cubic kernel."""
+    d = a.shape[1]
+
+    def k(u, v):
+        return (float(np.dot(u, v)) / d + 1.0) ** 3
+    m, n = len(a), len(b)
+    saa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j)
+    sbb = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j)
+    sab = sum(k(a[i], b[j]) for i in range(m) for j in range(n))
+    return saa / (m * (m - 1)) + sbb / (n * (n - 1)) - 2 * sab / (m * n)
+
+
+def test_kid_against_direct_loops():
+    rng = np.random.default_rng(0)
+    for m, n, d in [(2, 2, 1), (7, 5, 3), (12, 9, 6)]:
+        a, b = rng.standard_normal((m, d)), 0.5 + rng.standard_normal((n, d))
+        assert im.kid(a, b) == pytest.approx(_kid_loops(a, b), rel=1e-10, abs=1e-12)
+        assert im.kid(a, b) == pytest.approx(im.kid(b, a), rel=1e-12)
+
+
+def test_kid_is_unbiased_where_the_plug_in_estimate_is_not():
+    """Mean of KID over 2000 pairs of samples of size 8 from one law: 0 within 5 standard
+    errors; the biased V-statistic (diagonal included) is positive by many of them."""
+    rng = np.random.default_rng(1)
+    d, n, reps = 4, 8, 2000
+    u, v = [], []
+    for _ in range(reps):
+        a, b = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+        u.append(im.kid(a, b))
+        k = (np.vstack([a, b]) @ np.vstack([a, b]).T / d + 1) ** 3
+        v.append(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
+    u, v = np.array(u), np.array(v)
+    se = u.std(ddof=1) / np.sqrt(reps)
+    assert abs(u.mean()) < 5 * se
+    assert v.mean() > 5 * v.std(ddof=1) / np.sqrt(reps) and v.mean() > 10 * se
+
+
+@pytest.mark.parametrize("mu", [0.3, 1.0])
+def test_kid_mean_is_the_closed_form_mmd_in_1d(mu):
+    """In d = 1, (xy + 1)^3 = x^3 y^3 + 3 x^2 y^2 + 3 x y + 1, so MMD^2 between N(0, 1) and
+    N(mu, 1) is (m3 - m3')^2 + 3 (m2 - m2')^2 + 3 (m1 - m1')^2 with the raw moments
+    m1 = mu, m2 = mu^2 + 1, m3 = mu^3 + 3 mu: the mean of KID over many pairs of samples of
+    size 20 matches it within 5 standard errors."""
+    exact = (mu**3 + 3 * mu) ** 2 + 3 * (mu**2) ** 2 + 3 * mu**2
+    rng = np.random.default_rng(2)
+    vals = np.array([im.kid(rng.standard_normal((20, 1)), mu + rng.standard_normal((20, 1)))
+                     for _ in range(3000)])
+    se = vals.std(ddof=1) / np.sqrt(vals.size)
+    assert abs(vals.mean() - exact) < 5 * se
+    assert se < 0.1 * exact   # sharp enough to tell mu = 0.3 from 0.33
+
+
+def test_kid_bad_inputs(trained, digits):
+    x, _ = digits
+    a = np.ones((5, 3))
+    with pytest.raises(ValueError, match="features_a"):
+        im.kid(a[:1], a)
+    with pytest.raises(ValueError, match="features_b must have 3 columns"):
+        im.kid(a, np.ones((5, 2)))
+    with pytest.raises(ValueError, match="features_a"):
+        im.kid(np.ones(5), a)
+    bad = a.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="features_b"):
+        im.kid(a, bad)
+    with pytest.raises(ValueError, match="images_a"):
+        im.classifier_kid(trained, x[:1], x[:10])
+    # KID needs no n > d: 10 images in 64 dimensions
+    assert np.isfinite(im.classifier_kid(trained, x[:10], x[10:20]))
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol
+# --------------------------------------------------------------------------------------------
+def test_quality_floor_and_generator_at_the_same_n(trained, digits):
+    """Real images of the same law as the held-out ones score within the floor's band; a set
+    without the digit 3 is far above it; the held-out draws (and so the floor) do not depend
+    on the samples."""
     x, y = digits
-    a, b, yb = x[::2], x[1::2], y[1::2]
-    n = 400
-    floor = im.fid_floor(trained, a, b, n, n_rep=5, rng=0)
-    assert isinstance(floor, Floor) and len(floor.values) == 5 and floor.mean > 0
-    assert floor == im.fid_floor(trained, a, b, n, n_rep=5, rng=0)
-    no3 = b[yb != 3]
-    sub = no3[np.random.default_rng(1).choice(len(no3), n, replace=False)]
-    fid = im.classifier_fid(trained, a, sub)
-    assert fid > 2 * floor.mean and fid > max(floor.values)  # observed about 5x the floor
+    held, same = x[1400:1600], x[1600:]            # 200 and 197 images the classifier never saw
+    n = 100
+    q = im.quality(trained, same, held, n, n_draws=6, rng=0)
+    assert isinstance(q, im.Quality) and q.n == n
+    for s in (q.floor_fd, q.floor_kid, q.fd, q.kid):
+        assert isinstance(s, Floor) and len(s.values) == 6
+        assert s.mean == pytest.approx(np.mean(s.values)) and s.std == pytest.approx(
+            np.std(s.values, ddof=1))
+    band = 3 * np.hypot(q.floor_fd.std, q.fd.std)
+    assert abs(q.fd.mean - q.floor_fd.mean) < band
+    assert abs(q.floor_kid.mean) < 3 * q.floor_kid.std   # KID: no bias at finite n
+    no3 = x[:1400][y[:1400] != 3]
+    q3 = im.quality(trained, no3, held, n, n_draws=6, rng=0)
+    assert q3.floor_fd == q.floor_fd and q3.floor_kid == q.floor_kid
+    assert q3.fd.mean > q.floor_fd.mean + 3 * q.floor_fd.std   # observed about 3x the floor
+    assert q3.kid.mean > q.floor_kid.mean + 2 * q.floor_kid.std   # observed 2.8 sd
+    assert im.quality(trained, same, held, n, n_draws=6, rng=0) == q
+    only = im.quality(trained, None, held, n, n_draws=6, rng=0)
+    assert only.fd is None and only.kid is None and only.floor_fd == q.floor_fd
+    assert "floor" in str(q) and "KID" in str(q)
+
+
+def test_quality_draws_as_documented(trained, digits):
+    """The draws recomputed independently: per draw, the two disjoint held-out sets are the
+    two halves of the first 2 n of a permutation, and with n_draws * n samples or more the
+    samples' sets are disjoint blocks of one permutation; the generator meets set A."""
+    x, _ = digits
+    held, samples = x[1400:1650], x[:700]
+    n, draws = 100, 3
+    q = im.quality(trained, samples, held, n, n_draws=draws, rng=5)
+    seed_h, seed_g = np.random.default_rng(5).integers(2**63, size=2)
+    rng_h = np.random.default_rng(seed_h)
+    blocks = np.random.default_rng(seed_g).permutation(700)
+    f_h, f_g = trained.embed(held), trained.embed(samples)
+    for r in range(draws):
+        p = rng_h.permutation(250)
+        a, b = f_h[p[:n]], f_h[p[n:2 * n]]
+        g = f_g[blocks[r * n:(r + 1) * n]]
+        assert q.floor_fd.values[r] == pytest.approx(im.frechet_features(a, b), rel=1e-12)
+        assert q.floor_kid.values[r] == pytest.approx(im.kid(a, b), rel=1e-12)
+        assert q.fd.values[r] == pytest.approx(im.frechet_features(g, a), rel=1e-12)
+        assert q.kid.values[r] == pytest.approx(im.kid(g, a), rel=1e-12)
+
+
+def test_quality_bad_inputs(trained, digits):
+    x, _ = digits
+    held = x[1400:1600]
+    with pytest.raises(ValueError, match="n = 64 images for feature dimension 64"):
+        im.quality(trained, x[:100], held, 64, rng=0)
+    q = im.quality(trained, x[:100], held, 64, rng=0, fd=False)   # KID only
+    assert q.fd is None and q.floor_fd is None and q.kid is not None
+    assert "FD" not in str(q)
+    with pytest.raises(ValueError, match="heldout must hold at least 2 n = 240"):
+        im.quality(trained, x[:200], held, 120, rng=0)
+    with pytest.raises(ValueError, match="samples must hold at least n = 100"):
+        im.quality(trained, x[:99], held, 100, rng=0)
+    with pytest.raises(ValueError, match="n_draws"):
+        im.quality(trained, x[:100], held, 100, n_draws=1, rng=0)
+    with pytest.raises(ValueError, match="rng"):
+        im.quality(trained, x[:100], held, 100, rng=None)
+    with pytest.raises(ValueError, match="fd"):
+        im.quality(trained, x[:100], held, 100, rng=0, fd="yes")
+    with pytest.raises(ValueError, match="samples"):
+        im.quality(trained, torch.zeros(100, 1, 28, 28), held, 100, rng=0)
+    with pytest.raises(ValueError, match="classifier"):
+        im.quality(None, x[:100], held, 100, rng=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Memorisation
+# --------------------------------------------------------------------------------------------
+def test_memorisation_distances_are_nearest_neighbours(trained, digits):
+    x, _ = digits
+    train, held, samples = x[:700], x[1400:1500], x[1500:1600]
+    m = im.memorisation(samples, train, held)
+    assert m.space == "pixels"
+    brute = torch.cdist(samples.flatten(1).double(), train.flatten(1).double()).min(1).values
+    np.testing.assert_allclose(m.samples, brute.numpy(), rtol=1e-9, atol=1e-9)
+    mf = im.memorisation(samples, train, held, classifier=trained)
+    assert mf.space == "features"
+    brute_f = torch.cdist(torch.as_tensor(trained.embed(held)),
+                          torch.as_tensor(trained.embed(train))).min(1).values
+    np.testing.assert_allclose(mf.heldout, brute_f.numpy(), rtol=1e-9, atol=1e-9)
+    # new images of the same law: ratio near 1 and about 5% nearer than 95% of held-out
+    assert 0.8 < m.ratio < 1.25 and m.frac_closer < 0.2
+    s = m.summary()
+    assert s["ratio"] == m.ratio and s["samples_median"] == pytest.approx(np.median(brute))
+
+
+def test_memorisation_sees_copies(digits):
+    x, _ = digits
+    train, held = x[:700], x[1400:1500]
+    noisy_copies = train[:100] + 0.01 * torch.randn(100, 1, 8, 8,
+                                                    generator=torch.Generator().manual_seed(0))
+    m = im.memorisation(train[:100], train, held)
+    np.testing.assert_allclose(m.samples, 0.0, atol=1e-6)
+    assert m.ratio < 1e-6 and m.frac_closer == 1.0
+    mn = im.memorisation(noisy_copies, train, held)
+    assert mn.ratio < 0.1 and mn.frac_closer > 0.9
+    assert "ratio" in str(mn)
+
+
+def test_memorisation_bad_inputs(trained, digits):
+    x, _ = digits
+    with pytest.raises(ValueError, match="train"):
+        im.memorisation(x[:10], torch.zeros(10, 1, 28, 28), x[20:30])
+    with pytest.raises(ValueError, match="heldout"):
+        im.memorisation(x[:10], x[10:20], x[20:21])
+    with pytest.raises(ValueError, match="classifier"):
+        im.memorisation(x[:10], x[10:20], x[20:30], classifier=torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="samples"):
+        im.memorisation(x[:10, 0], x[10:20], x[20:30])
 
 
 def test_label_stats(trained, digits):
@@ -283,15 +487,9 @@ def test_bad_image_and_label_inputs(trained, digits):
     with pytest.raises(ValueError, match="n_steps"):
         im.train_classifier(x[:20], y[:20], n_steps=0)
     with pytest.raises(ValueError, match="images_b"):
-        im.classifier_fid(trained, x[:50], torch.zeros(50, 1, 28, 28))
+        im.classifier_fid(trained, x[:100], torch.zeros(100, 1, 28, 28))
     with pytest.raises(ValueError, match="images"):
         im.feature_stats(trained, x[:1])
-    with pytest.raises(ValueError, match="n"):
-        im.fid_floor(trained, x[:100], x[100:150], 51, rng=0)
-    with pytest.raises(ValueError, match="n_rep"):
-        im.fid_floor(trained, x[:100], x[100:150], 20, n_rep=1, rng=0)
-    with pytest.raises(ValueError, match="rng"):
-        im.fid_floor(trained, x[:100], x[100:150], 20, rng=None)
     with pytest.raises(ValueError, match="threshold"):
         im.label_stats(trained, x[:10], threshold=0)
     with pytest.raises(ValueError, match="classifier"):

@@ -565,7 +565,9 @@ def test_ou_score_is_a_rescaled_vp_score():
 
 # -------------------------------------------------------------------------------- datasets
 def test_digits_dataset():
-    for split, size in [("train", 1500), ("eval", 297)]:
+    """1497 training / 300 held-out digits, the held-out part a random subset (fixed
+    permutation, seed 0: two disjoint sets of the chapter's n = 150), each in data order."""
+    for split, size in [("train", 1497), ("eval", 300)]:
         x, labels, levels = dataset("digits", split)
         assert x.shape == (size, 1, 8, 8) and x.dtype == torch.float32
         assert labels.shape == (size,) and labels.dtype == torch.int64
@@ -573,9 +575,16 @@ def test_digits_dataset():
         assert x.min() == -1 and x.max() == 1
         steps = (x + 1) * levels / 2                  # on the lattice 2 p / S - 1
         assert torch.equal(steps, steps.round())
-    images, _ = _data.load_digits()
-    x, _, _ = dataset("digits", "eval")
-    assert torch.equal(x[:, 0], 2 * torch.from_numpy(images[1500:]).float() / 16 - 1)
+    images, labels = _data.load_digits()
+    held = np.sort(np.random.default_rng(0).permutation(1797)[:300])
+    rest = np.setdiff1d(np.arange(1797), held)
+    x, y, _ = dataset("digits", "eval")
+    assert torch.equal(x[:, 0], 2 * torch.from_numpy(images[held]).float() / 16 - 1)
+    assert torch.equal(y, torch.from_numpy(labels[held]))
+    x_tr, _, _ = dataset("digits", "train")
+    assert torch.equal(x_tr[:, 0], 2 * torch.from_numpy(images[rest]).float() / 16 - 1)
+    # a random part, not the last digits: spread over the whole set, every class in it
+    assert np.sum(held < 1497) > 200 and set(labels[held]) == set(range(10))
     with pytest.raises(ValueError, match="name"):
         dataset("cifar")
     with pytest.raises(ValueError, match="split"):
