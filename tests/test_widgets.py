@@ -2,8 +2,6 @@
 values (one control at a time, then all at their minimum, then all at their maximum) and draws a
 figure without error or warning (pytest turns warnings into errors, see pyproject.toml)."""
 
-import base64
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,8 +12,6 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from diffnotes import widgets  # noqa: E402
-
-PNG_MAGIC = b"\x89PNG"
 
 
 def extremes(control):
@@ -57,14 +53,6 @@ def test_explorer_figures_at_extreme_control_values(name):
     explorer = widgets.EXPLORERS[name]()
     for params in settings(explorer):
         check_figure(explorer.figure(**params))
-
-
-@pytest.mark.parametrize("name", sorted(widgets.EXPLORERS))
-def test_explorer_mime_bundle_has_widget_view_and_static_png(name):
-    explorer = widgets.EXPLORERS[name]()
-    bundle = explorer._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
 
 
 def test_moving_a_slider_redraws_but_keeps_the_static_default():
