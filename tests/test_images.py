@@ -355,8 +355,8 @@ def test_command_line(tmp_path, capsys):
     assert report["nfe"] == 5 and report["n"] == 4 and report["sampler"] == "heun"
     import matplotlib.pyplot as plt
 
-    image = plt.imread(grid)
-    assert image.ndim == 3 and image.shape[:2] == (2 * 9 + 1, 2 * 9 + 1)
+    image = plt.imread(grid)       # 2 x 2 digits of 8 pixels, 1 between: 19 -> 22 x 19 = 418
+    assert image.ndim == 3 and image.shape[:2] == (418, 418) and report["shape"] == [418, 418]
 
     npy = tmp_path / "x.npy"
     assert cli_main(["sample", "--model", str(out / "model.pt"), "--sampler", "ehrenfest",

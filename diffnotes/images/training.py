@@ -441,14 +441,14 @@ def train(config: TrainConfig | str = "digits", *, out=None, resume: bool = True
     dist_ = _Dist(default_device(device))
     dev = dist_.dev
     try:
-        with torch_threads(cpu_threads, dev):
+        with torch_threads(cpu_threads, dev), _StopOnSignal() as stop:
             return _train(config, out, resume, dev, data_dir, progress and dist_.rank == 0,
-                          callback, dist_)
+                          callback, dist_, stop)
     finally:
         dist_.close()
 
 
-def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
+def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
     from tqdm.auto import trange
 
     x_all, _, _ = dataset(config.dataset, "train", data_dir=data_dir)
@@ -525,63 +525,65 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_):
                  initial=start, total=config.steps)
     model.train()
     t0 = time.perf_counter()
-    with _StopOnSignal() as stop:
-        try:
-            for step in bar:
-                e, k = divmod(step, per_epoch)
-                if e != epoch:
-                    order = torch.randperm(n, generator=order_gen.manual_seed(config.seed + e))
-                    order = order.to(dev)
-                    epoch = e
-                first = k * config.batch_size
-                x0 = x_all[order[first + lo:first + hi]]
-                # the times and noise of the whole global batch, alike on every process
-                gen.manual_seed(_step_seed(config.seed, step))
-                t = config.t_min + (1 - config.t_min) * torch.rand(
-                    config.batch_size, generator=gen, device=dev)[lo:hi]
-                eps = torch.randn((config.batch_size, *x0.shape[1:]), generator=gen,
-                                  device=dev)[lo:hi]
-                alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
-                xt = alpha * x0 + sigma * eps
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(config, step)
-                with torch.random.fork_rng(devices=rng_devices, enabled=dropout,
-                                           device_type="cuda"):
-                    if dropout:
-                        torch.manual_seed(_step_seed(config.seed, step, 1 + dist_.rank))
-                    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                        output = net(xt, t)
-                loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
-                                 eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
-                                 config.parameterization, "sigma2", None) / x0[0].numel()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt.step()
-                ema.update()
-                if dist_.active:    # the loss of the global batch; stop on every process alike
-                    total, stops = dist_.sum([loss.item(), float(stop.requested)])
-                    losses[step], stopping = total / dist_.world, stops > 0
-                else:
-                    losses[step], stopping = loss.item(), None
-                if not math.isfinite(losses[step]):
-                    raise FloatingPointError(f"train: the loss is {losses[step]} at step "
-                                             f"{step}: lower lr")
-                if progress and step % 50 == 0:
-                    bar.set_postfix(loss=f"{losses[max(0, step - 49):step + 1].mean():.4f}",
-                                    refresh=False)
-                if callback is not None:
-                    callback(step, losses[step])
-                done = step + 1
-                if stopping is None:
-                    stopping = stop.requested
-                if stopping and done < config.steps:
-                    save(done, seconds_before + time.perf_counter() - t0)
-                    raise Interrupted(done, config.steps, ckpt_path)
-                if done % config.ckpt_every == 0 and done < config.steps:
-                    save(done, seconds_before + time.perf_counter() - t0)
-        finally:
-            bar.close()
+    try:
+        if stop.requested and not dist_.active:    # Ctrl-C while loading: stop before a step
+            save(start, seconds_before)
+            raise Interrupted(start, config.steps, ckpt_path)
+        for step in bar:
+            e, k = divmod(step, per_epoch)
+            if e != epoch:
+                order = torch.randperm(n, generator=order_gen.manual_seed(config.seed + e))
+                order = order.to(dev)
+                epoch = e
+            first = k * config.batch_size
+            x0 = x_all[order[first + lo:first + hi]]
+            # the times and noise of the whole global batch, alike on every process
+            gen.manual_seed(_step_seed(config.seed, step))
+            t = config.t_min + (1 - config.t_min) * torch.rand(
+                config.batch_size, generator=gen, device=dev)[lo:hi]
+            eps = torch.randn((config.batch_size, *x0.shape[1:]), generator=gen,
+                              device=dev)[lo:hi]
+            alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
+            xt = alpha * x0 + sigma * eps
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(config, step)
+            with torch.random.fork_rng(devices=rng_devices, enabled=dropout,
+                                       device_type="cuda"):
+                if dropout:
+                    torch.manual_seed(_step_seed(config.seed, step, 1 + dist_.rank))
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                    output = net(xt, t)
+            loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
+                             eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
+                             config.parameterization, "sigma2", None) / x0[0].numel()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            ema.update()
+            if dist_.active:    # the loss of the global batch; stop on every process alike
+                total, stops = dist_.sum([loss.item(), float(stop.requested)])
+                losses[step], stopping = total / dist_.world, stops > 0
+            else:
+                losses[step], stopping = loss.item(), None
+            if not math.isfinite(losses[step]):
+                raise FloatingPointError(f"train: the loss is {losses[step]} at step "
+                                         f"{step}: lower lr")
+            if progress and step % 50 == 0:
+                bar.set_postfix(loss=f"{losses[max(0, step - 49):step + 1].mean():.4f}",
+                                refresh=False)
+            if callback is not None:
+                callback(step, losses[step])
+            done = step + 1
+            if stopping is None:
+                stopping = stop.requested
+            if stopping and done < config.steps:
+                save(done, seconds_before + time.perf_counter() - t0)
+                raise Interrupted(done, config.steps, ckpt_path)
+            if done % config.ckpt_every == 0 and done < config.steps:
+                save(done, seconds_before + time.perf_counter() - t0)
+    finally:
+        bar.close()
     seconds_now = time.perf_counter() - t0
     digests = dist_.digests(model) if dist_.active else None
     if digests is not None and len(set(digests)) != 1:
