@@ -75,3 +75,91 @@ def test_ipf_in_path_order_converges_to_the_closed_form():
     assert abs(covs[0] - 2 / 3) < 1e-6
     assert abs(covs[-1] - (np.sqrt(5) - 1) / 2) < 1e-6
     assert np.all(np.diff(covs) < 1e-12)
+
+
+def _exact_sequences(sigma, n_iter=4):
+    """Cov(X_0, X_1) after each half-step of exact IMF (gaussian_imf) and of exact IPF on a
+    grid (backward half first, as DSB), between unit Gaussians."""
+    imf = bridge.gaussian_imf(0.0, 1.0, 0.0, 1.0, sigma, n_iter=n_iter)[:, 0, 0]
+    g = np.linspace(-7, 7, 281)
+    w = np.exp(-0.5 * g**2)
+    w /= w.sum()
+    P = w[:, None] * bridge.brownian_kernel(g, g, sigma)
+    ipf = []
+    for _ in range(n_iter):
+        P *= (w / P.sum(axis=0))[None, :]
+        ipf.append(g @ P @ g)
+        P *= (w / P.sum(axis=1))[:, None]
+        ipf.append(g @ P @ g)
+    return imf, np.array(ipf)
+
+
+def _shrink(seq, target):
+    gap = np.abs(seq[:5] - target)
+    return float(np.exp(-np.mean(np.log(gap[1:] / gap[:-1]))))
+
+
+def test_imf_from_below_ipf_alternating_and_their_rates():
+    """The chapter's comparison of the exact sequences: IMF starts at 0.546, short of the
+    bridge's 0.618, and approaches it from below, its gap shrinking about 10x per half-step at
+    sigma = 1; IPF alternates around the bridge and shrinks about 2.6x. IMF is the faster at
+    sigma = 0.5 and 1 (by more at 0.5), IPF at sigma = 2."""
+    rates = {}
+    for sigma in (0.5, 1.0, 2.0):
+        target = bridge.gaussian_bridge(0, 1, 0, 1, sigma).cross_cov[0, 0]
+        imf, ipf = _exact_sequences(sigma)
+        assert np.all(imf < target) and np.all(np.diff(imf) > 0)
+        signs = np.sign(ipf[:6] - target)
+        assert np.all(signs[1:] == -signs[:-1])                    # over- and undershoots
+        rates[sigma] = (_shrink(imf, target), _shrink(ipf, target))
+    imf1, _ = _exact_sequences(1.0)
+    assert imf1[0] == pytest.approx(0.5463, abs=1e-4) and (np.sqrt(5) - 1) / 2 - imf1[0] > 0.07
+    assert 9 < rates[1.0][0] < 12 and 2.3 < rates[1.0][1] < 2.9
+    assert rates[0.5][0] / rates[0.5][1] > rates[1.0][0] / rates[1.0][1] > 3
+    assert rates[2.0][1] > rates[2.0][0]
+
+
+def test_dsb_chain_first_half_step_variance():
+    """Exercise ex-ch4-first-iteration, discrete side: DSB's chain (N steps of gamma, noise
+    2 gamma, exact backward means x v_k / v_{k+1}, v_k = 1 + 2 t_k) started from N(0, 1) ends
+    at the recursion's variance (Monte Carlo, 200 000 chains, 5 standard errors), 0.789 for
+    N = 10, gamma = 0.05, and tends to 0.75 as N grows with N gamma = 1/2 fixed."""
+    def chain_var(n, gamma):
+        v, vk = 1.0, 1 + 2 * gamma * np.arange(n + 1)
+        for k in range(n - 1, -1, -1):
+            v = (vk[k] / vk[k + 1]) ** 2 * v + 2 * gamma
+        return v
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(200_000)
+    vk = 1 + 2 * 0.05 * np.arange(11)
+    for k in range(9, -1, -1):
+        x = x * vk[k] / vk[k + 1] + np.sqrt(0.1) * rng.standard_normal(x.size)
+    v10 = chain_var(10, 0.05)
+    assert abs(x.var() - v10) < 5 * v10 * np.sqrt(2 / x.size)
+    assert v10 == pytest.approx(0.789, abs=5e-4)
+    errs = [chain_var(n, 0.5 / n) - 0.75 for n in (10, 100, 1000)]
+    assert np.all(np.diff(errs) < 0) and 0 < errs[-1] < 1e-3
+    # the backward means of the reference chain are those slopes (regression on one step)
+    rng = np.random.default_rng(5)
+    xk = np.sqrt(vk[3]) * rng.standard_normal(200_000)
+    xk1 = xk + np.sqrt(0.1) * rng.standard_normal(xk.size)
+    slope = np.polyfit(xk1, xk, 1)[0]
+    assert slope == pytest.approx(vk[3] / vk[4], abs=5 * np.sqrt(0.1 / vk[4] / xk.size) + 1e-3)
+
+
+def test_brownian_reference_endpoint_is_the_data_plus_noise():
+    """The DSB section: before training, the forward process is the Brownian reference and
+    its endpoint has covariance Cov(moons) + 2T I (20 000 paths, 5 standard errors per
+    entry), not the prior's I at any T."""
+    pytest.importorskip("torch")
+    from diffnotes import data, dsb
+
+    rng = np.random.default_rng(6)
+    model = dsb.DSB(2, n_steps=20, gamma=0.01, seed=0)
+    x0 = data.two_moons(20_000, rng)
+    xT = model.sample_forward(x0, seed=1)[-1]
+    cov = np.cov(data.two_moons(200_000, rng).T) + 2 * model.T * np.eye(2)
+    se = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / x0.shape[0])
+    assert np.all(np.abs(np.cov(xT.T) - cov) < 5 * se + 2e-3)
+    assert np.cov(xT.T)[0, 0] > 1.5 and np.cov(xT.T)[1, 1] < 1.0     # not I

@@ -81,7 +81,9 @@ def test_dsb_reaches_the_gaussian_bridge(points):
     m.fit(standard_normal, "gaussian", n_ipf=1, n_train=600, seed=0, **FAST)
     first = coupling(m.sample_backward(xN))
     assert first.cross_cov[0, 0] == pytest.approx(0.5, abs=0.05)    # exact IPF: 1/2
-    assert first.x0.var() == pytest.approx(0.75, abs=0.08)          # exact IPF: 3/4
+    # exact IPF in continuous time gives 3/4; DSB's chain (backward noise 2 gamma, exact
+    # means) gives 0.789 (tests/test_ch4_claims.py); this run 0.815
+    assert first.x0.var() == pytest.approx(0.789, abs=0.04)
     m.fit(standard_normal, "gaussian", n_ipf=2, n_train=600, seed=1, **FAST)
     assert m.n_iterations == 3 and len(m.history) == 6
     fwd, back = coupling(m.sample_forward(x0)), coupling(m.sample_backward(xN))
@@ -91,11 +93,21 @@ def test_dsb_reaches_the_gaussian_bridge(points):
     assert back.x0.var() == pytest.approx(1.0, abs=0.12)            # data marginal
 
 
-def test_bridge_matching_reaches_the_gaussian_bridge(points):
+def test_bridge_matching_follows_exact_imf_to_the_gaussian_bridge(points):
+    """N(0, 1) -> N(0, 1), sigma = 1: the first half-step lands on exact iterative Markovian
+    fitting's 0.546 (bridge.gaussian_imf) within 0.03, clearly short of the bridge's 0.618
+    (20 Euler steps alone move it to 0.526 with the exact drift); the second on IMF's 0.611
+    within 0.05 (this run: +0.03); after a second iteration both directions are at the
+    bridge."""
     x0, xN = points
     m = BridgeMatching(1, 1.0, n_steps=20, **SMALL)
-    m.fit(standard_normal, "gaussian", n_ipf=2, n_train=600, seed=0, **FAST)
+    m.fit(standard_normal, "gaussian", n_ipf=1, n_train=600, seed=0, **FAST)
+    imf = bridge.gaussian_imf(0.0, 1.0, 0.0, 1.0, 1.0, n_iter=1)[:, 0, 0]
     target = exact_cov(1.0)
+    first = coupling(m.sample(x0, "forward")).cross_cov[0, 0]
+    assert first == pytest.approx(imf[0], abs=0.03) and first < target - 0.04
+    assert coupling(m.sample(xN, "backward")).cross_cov[0, 0] == pytest.approx(imf[1], abs=0.05)
+    m.fit(standard_normal, "gaussian", n_ipf=1, n_train=600, seed=1, **FAST)
     fwd, back = coupling(m.sample(x0, "forward")), coupling(m.sample(xN, "backward"))
     for c in (fwd, back):
         assert c.cross_cov[0, 0] == pytest.approx(target, abs=0.06)
