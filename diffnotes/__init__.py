@@ -19,9 +19,11 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.utils` -- the compute device (CUDA when present) for the learning chapters.
 
 Dependencies run one way: ``ctmc``, ``sde``, ``bridge``, ``mixtures``, ``data`` and ``metrics``
-need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib;
-``widgets`` adds ipywidgets; torch is imported only where a network is trained
-(``import diffnotes.score``, ``diffnotes.dsb``, ``diffnotes.images``).
+need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib.
+torch and tqdm (the ``learn`` extra, ``pip install 'diffnotes[learn]'``, with scikit-learn for
+the 8x8 digits) are imported only where a network is trained (``import diffnotes.score``,
+``diffnotes.dsb``, ``diffnotes.images``), which fail at import, naming the extra, when they are
+missing; the explorers' sliders in ``widgets`` need ipywidgets (the ``widgets`` extra).
 """
 
 from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde
