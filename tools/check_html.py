@@ -69,6 +69,12 @@ CHROMIUM_FLAGS = [
 WIDTH, HEIGHT = 1280, 2000
 MAX_SCREENSHOT_HEIGHT = 12000
 PAGE_TIMEOUT = 90.0
+# Budgets (issue 16): the frames of one static explorer, all explorers' frames in the site, one
+# page's transfer (HTML + everything it loads), and the whole built site on disk.
+EXPLORER_BUDGET_MB = 1.5
+FRAMES_BUDGET_MB = 20.0
+PAGE_BUDGET_MB = 12.0
+SITE_BUDGET_MB = 63.0          # 43 MB before the static explorers + 20 MB for their frames
 
 # --------------------------------------------------------------------------- chromium
 
@@ -319,6 +325,122 @@ PAGE_PROBE = r"""
 """
 
 
+# Drives every static explorer (diffnotes.widgets): each control to both ends and the middle
+# (then back to its default); after each move the shown <img> must be the frame of the new grid
+# point, loaded, with the control showing that point's value. Resolves to a JSON-able report.
+EXPLORER_PROBE = r"""
+(async () => {
+  const out = [];
+  const roots = Array.from(document.querySelectorAll('.dn-explorer'));
+  for (const [e, root] of roots.entries()) {
+    const r = {title: root.getAttribute('aria-label') || ('explorer ' + e), problems: [],
+               controls: 0, moves: 0, frameBytes: 0};
+    out.push(r);
+    const dataEl = root.querySelector('script.dn-explorer-data');
+    const img = root.querySelector('img.dn-explorer-frame');
+    if (!img) { r.problems.push('no frame <img>'); continue; }
+    r.frameBytes += img.getAttribute('src').length;
+    if (!dataEl) { continue; }                       // a single default frame: nothing to move
+    const d = JSON.parse(dataEl.textContent);
+    d.frames.forEach((f) => { if (f) r.frameBytes += f.length; });
+    const ctl = Array.from(root.querySelectorAll('[data-dn-axis]'));
+    r.controls = ctl.length;
+    if (ctl.length !== d.shape.length) r.problems.push(`${ctl.length} controls for a ` +
+                                                        `${d.shape.length}-D grid`);
+    const frameOf = (k) => { const f = d.frames[d.index[k]]; return f === null ? null : f; };
+    const defaultSrc = img.src;
+    const pos = () => ctl.map((c) => +c.value);
+    const flat = (p) => p.reduce((k, i, a) => k * d.shape[a] + i, 0);
+    const expectSrc = (k) => { const f = frameOf(k);
+      return f === null ? defaultSrc : 'data:image/png;base64,' + f; };
+    for (const [a, c] of ctl.entries()) {
+      const n = d.shape[a], start = +c.value;
+      let changed = false;
+      const targets = [0, Math.floor((n - 1) / 2), n - 1, start];
+      for (const i of targets) {
+        const before = img.src;
+        c.value = String(i);
+        c.dispatchEvent(new Event('input', {bubbles: true}));
+        try { await img.decode(); } catch (err) { /* reported below */ }
+        r.moves += 1;
+        const k = flat(pos());
+        const where = `${d.names[a]} -> ${d.labels[a][i]}`;
+        if (+c.value !== i) r.problems.push(`${where}: the control did not move`);
+        if (img.src !== expectSrc(k)) r.problems.push(`${where}: not the frame of that point`);
+        if (!(img.complete && img.naturalWidth > 0)) r.problems.push(`${where}: frame not loaded`);
+        if (img.src !== before) changed = true;
+        const shown = c.tagName === 'SELECT' ? c.options[c.selectedIndex].textContent
+          : (root.querySelector(`output[data-dn-axis-out="${a}"]`) || {}).textContent;
+        if (shown !== d.labels[a][i]) r.problems.push(`${where}: shows ${JSON.stringify(shown)}`);
+        if (c.type === 'range' && c.getAttribute('aria-valuetext') !== d.labels[a][i])
+          r.problems.push(`${where}: aria-valuetext ${c.getAttribute('aria-valuetext')}`);
+      }
+      if (!changed) r.problems.push(`moving ${d.names[a]} never changed the frame`);
+      if (c.disabled || c.tabIndex < 0) r.problems.push(`${d.names[a]} is not focusable`);
+    }
+  }
+  return out;
+})()
+"""
+
+# Focuses the first slider of explorer #i at position 0 (the keyboard check then presses ->).
+KEYBOARD_FOCUS = r"""
+((i) => {
+  const root = document.querySelectorAll('.dn-explorer')[i];
+  const c = root && root.querySelector('input[type=range][data-dn-axis]');
+  if (!c) return null;
+  c.value = '0'; c.dispatchEvent(new Event('input', {bubbles: true}));
+  c.scrollIntoView(); c.focus();
+  return document.activeElement === c ? root.querySelector('img').getAttribute('data-dn-index')
+                                      : 'not focused';
+})(%d)
+"""
+KEYBOARD_READ = r"""
+((i) => {
+  const root = document.querySelectorAll('.dn-explorer')[i];
+  const c = root.querySelector('input[type=range][data-dn-axis]');
+  const a = c.getAttribute('data-dn-axis');
+  const d = JSON.parse(root.querySelector('script.dn-explorer-data').textContent);
+  return {value: +c.value, index: root.querySelector('img').getAttribute('data-dn-index'),
+          shown: root.querySelector(`output[data-dn-axis-out="${a}"]`).textContent,
+          label: d.labels[+a][+c.value]};
+})(%d)
+"""
+
+# Code blocks and outputs that scroll sideways at the window width, and the width of the text
+# column in characters of code.
+LAYOUT_PROBE = r"""
+(() => {
+  const content = document.querySelector('main') || document.body;
+  const wide = [];
+  const blocks = content.querySelectorAll(
+    'div.cell_input pre, div.cell_output pre, div.cell_output .output, div.highlight pre');
+  for (const el of blocks) {
+    if (el.scrollWidth > el.clientWidth + 1) {
+      const kind = el.closest('.cell_output') ? 'output' : 'code';
+      const lines = el.textContent.split('\n');
+      const longest = lines.reduce((m, l) => l.length > m.length ? l : m, '');
+      wide.push(`${kind} by ${el.scrollWidth - el.clientWidth} px: ` +
+                JSON.stringify(longest.trim().slice(0, 70)));
+    }
+  }
+  let columnChars = null;
+  const pre = content.querySelector('div.cell_input pre') || content.querySelector('pre');
+  if (pre) {
+    const probe = document.createElement('span');
+    probe.textContent = 'x'.repeat(100);
+    pre.appendChild(probe);
+    const charW = probe.getBoundingClientRect().width / 100;
+    probe.remove();
+    const cs = getComputedStyle(pre);
+    const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    columnChars = Math.floor(inner / charW + 1e-6);
+  }
+  return {wide: Array.from(new Set(wide)), columnChars: columnChars};
+})()
+"""
+
+
 def remote_url(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme in ("data", "blob", "about", "chrome", "devtools", "file", ""):
@@ -331,10 +453,57 @@ def browser_own_request(url: str) -> bool:
     return urllib.parse.urlsplit(url).path == "/favicon.ico"
 
 
+def evaluate(cdp: CDP, session: str, expression: str):
+    res = cdp.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                        "returnByValue": True},
+                   session=session, timeout=PAGE_TIMEOUT)
+    if "exceptionDetails" in res:
+        raise CDPError(f"probe failed: {res['exceptionDetails'].get('text')} "
+                       f"{(res['exceptionDetails'].get('exception') or {}).get('description')}")
+    return res["result"].get("value")
+
+
+def press_key(cdp: CDP, session: str, key: str, code: int):
+    for kind in ("keyDown", "keyUp"):
+        cdp.send("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key,
+                                            "windowsVirtualKeyCode": code,
+                                            "nativeVirtualKeyCode": code}, session=session)
+
+
+def check_explorers(cdp: CDP, session: str, stats: dict) -> list[str]:
+    """Drive every static explorer of the page (EXPLORER_PROBE), then its first slider by the
+    keyboard (focus, one press of the right arrow key)."""
+    problems = []
+    explorers = evaluate(cdp, session, EXPLORER_PROBE) or []
+    for i, e in enumerate(explorers):
+        mb = e["frameBytes"] / 1e6
+        stats["explorers"].append((e["title"], mb, e["controls"], e["moves"]))
+        problems += [f"explorer {e['title']!r}: {p}" for p in e["problems"][:5]]
+        if mb > EXPLORER_BUDGET_MB:
+            problems.append(f"explorer {e['title']!r}: {mb:.2f} MB of frames, over the "
+                            f"{EXPLORER_BUDGET_MB:g} MB budget")
+        start = evaluate(cdp, session, KEYBOARD_FOCUS % i)
+        if start is None:
+            continue
+        if start == "not focused":
+            problems.append(f"explorer {e['title']!r}: its slider cannot take the focus")
+            continue
+        press_key(cdp, session, "ArrowRight", 39)
+        cdp.pump(0.1)
+        after = evaluate(cdp, session, KEYBOARD_READ % i)
+        if after["value"] != 1 or after["index"] == start or after["shown"] != after["label"]:
+            problems.append(f"explorer {e['title']!r}: the right arrow key did not move its "
+                            f"slider to the next frame ({after})")
+    return problems
+
+
 def check_page(browser: Browser, url: str, shot: Path | None,
-               needs_figure: bool) -> list[str]:
+               needs_figure: bool, stats: dict | None = None) -> list[str]:
+    """Problems of one page; ``stats`` receives its weight, explorers and text column width."""
     cdp = browser.cdp
     problems: list[str] = []
+    stats = {} if stats is None else stats
+    stats.update(explorers=[], weight_mb=0.0, column_chars=None)
     target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
         "sessionId"]
@@ -359,6 +528,19 @@ def check_page(browser: Browser, url: str, shot: Path | None,
             report = {}
         else:
             report = res["result"].get("value") or {}
+        # --- static explorers, and code or output that scrolls sideways
+        if report:
+            try:
+                problems += check_explorers(cdp, session, stats)
+                layout = evaluate(cdp, session, LAYOUT_PROBE) or {}
+            except CDPError as exc:
+                problems.append(f"explorer/layout probe: {exc}")
+                layout = {}
+            stats["column_chars"] = layout.get("columnChars")
+            for w in layout.get("wide", [])[:8]:
+                problems.append(f"scrolls sideways at {WIDTH} px: {w}")
+            if len(layout.get("wide", [])) > 8:
+                problems.append(f"... and {len(layout['wide']) - 8} more blocks that scroll")
         cdp.pump(0.5)  # late console messages / resource errors
 
         # --- the page's own findings
@@ -419,12 +601,17 @@ def check_page(browser: Browser, url: str, shot: Path | None,
                     main_status = r.get("status")
                 if r.get("status", 200) >= 400 and not browser_own_request(r.get("url", "")):
                     problems.append(f"HTTP {r.get('status')} for {r.get('url')}")
+            elif method == "Network.loadingFinished":
+                stats["weight_mb"] += p.get("encodedDataLength", 0) / 1e6
             elif method == "Network.loadingFailed" and not p.get("canceled"):
                 failed = request_urls.get(p.get("requestId", ""), "?")
                 problems.append(f"resource failed to load: {p.get('errorText')} "
                                 f"({p.get('type')}) {failed[:200]}")
         if main_status is not None and main_status != 200:
             problems.append(f"the page itself answered HTTP {main_status}")
+        if stats["weight_mb"] > PAGE_BUDGET_MB:
+            problems.append(f"page weight {stats['weight_mb']:.1f} MB, over the "
+                            f"{PAGE_BUDGET_MB:g} MB budget")
 
         # --- screenshot (whole page, up to MAX_SCREENSHOT_HEIGHT px)
         if shot is not None:
@@ -468,6 +655,35 @@ def toc_pages(toc_file: Path) -> list[tuple[str, bool]]:
     return pages
 
 
+def print_budgets(all_stats: dict[str, dict], html: Path, site: bool) -> int:
+    """Print every budget with what was measured; the number of budgets exceeded (the site
+    totals only when the whole book was checked)."""
+    explorers = [(page, *e) for page, st in all_stats.items() for e in st.get("explorers", [])]
+    frames_mb = sum(e[2] for e in explorers)
+    print(f"budgets: {len(explorers)} static explorer(s) driven on {len(all_stats)} page(s)")
+    for page, title, mb, controls, moves in explorers:
+        print(f"  {mb:6.2f} MB  {page}: {title[:70]} ({controls} control(s), {moves} moves)")
+    over = 0
+    largest = max((e[2] for e in explorers), default=0.0)
+    print(f"  frames per explorer <= {EXPLORER_BUDGET_MB:g} MB: largest {largest:.2f} MB")
+    print(f"  frames of all explorers <= {FRAMES_BUDGET_MB:g} MB: {frames_mb:.2f} MB")
+    over += frames_mb > FRAMES_BUDGET_MB and site
+    weights = [(st.get("weight_mb", 0.0), page) for page, st in all_stats.items()]
+    if weights:
+        top = max(weights)
+        print(f"  page weight <= {PAGE_BUDGET_MB:g} MB: heaviest {top[0]:.1f} MB ({top[1]})")
+    if site:
+        size = sum(f.stat().st_size for f in html.rglob("*") if f.is_file()) / 1e6
+        print(f"  built site <= {SITE_BUDGET_MB:g} MB: {size:.1f} MB")
+        over += size > SITE_BUDGET_MB
+    cols = sorted({st["column_chars"] for st in all_stats.values() if st.get("column_chars")})
+    if cols:
+        print(f"  text column at {WIDTH} px: {cols[0]} characters of code per line")
+    if over:
+        print(f"check_html: {over} site budget(s) exceeded")
+    return int(over)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html", type=Path, help="the built HTML folder (…/_build/html)")
@@ -494,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     binary = ensure_chromium()
     server, port = serve(html)
     failures = 0
+    all_stats: dict[str, dict] = {}
     browser = Browser(binary)
     try:
         for docname, is_chapter in pages:
@@ -504,22 +721,28 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}/{urllib.parse.quote(docname)}.html"
             shot = args.screenshots / f"{Path(docname).name}.png"
             t0 = time.monotonic()
+            stats: dict = {}
             try:
-                problems = check_page(browser, url, shot, is_chapter)
+                problems = check_page(browser, url, shot, is_chapter, stats)
             except (CDPError, OSError) as exc:
                 problems = [f"browser error: {exc}"]
             dt = time.monotonic() - t0
+            all_stats[docname] = stats
+            n_exp = len(stats.get("explorers", []))
+            info = (f"{stats.get('weight_mb', 0):.1f} MB"
+                    + (f", {n_exp} explorer(s) driven" if n_exp else ""))
             if problems:
                 failures += 1
-                print(f"FAIL {docname} ({dt:.1f} s):")
+                print(f"FAIL {docname} ({dt:.1f} s, {info}):")
                 for p in problems:
                     print(f"     - {p}")
             else:
-                print(f"PASS {docname} ({dt:.1f} s) screenshot: {shot}")
+                print(f"PASS {docname} ({dt:.1f} s, {info}) screenshot: {shot}")
             sys.stdout.flush()
     finally:
         browser.quit()
         server.shutdown()
+    failures += print_budgets(all_stats, html, site=not args.page)
     if failures:
         print(f"check_html: FAIL -- {failures} of {len(pages)} pages have problems")
     else:
