@@ -43,6 +43,7 @@ __all__ = [
     "fit_rate_model",
     "generator",
     "lattice_pmf",
+    "lattice_projection",
     "log_transition_matrix",
     "log_transition_prob",
     "marginal",
@@ -339,6 +340,45 @@ def lattice_pmf(log_density: Callable, S: int, dim: int = 1) -> np.ndarray:
     grid = np.stack(np.meshgrid(*([x] * dim), indexing="ij"), axis=-1).reshape(-1, dim)
     lp = real_array(log_density(grid), "log_density(x)").reshape((S + 1,) * dim)
     return np.exp(lp - logsumexp(lp))
+
+
+def lattice_projection(mixture: GaussianMixture, S: int):
+    r"""The 1-D data law ``mixture`` moved to the nearest lattice point, and how far it moved.
+
+    Lattice point ``x_n = scale(n, S)`` receives the mass of its cell
+    ``[x_n - delta/2, x_n + delta/2)`` (the end cells reach to ``-inf`` and ``+inf``). Of all
+    laws on the lattice this one is the closest to the continuous law in Wasserstein-1, at the
+    distance :math:`\mathbb E\,|X - x_{\mathrm{nearest}(X)}|` for ``X ~ mixture``, computed here
+    in closed form from the partial moments of each Gaussian component. For a smooth density the
+    position of ``X`` inside its cell is nearly uniform, so the distance is about
+    ``delta / 4 = 1 / (2 sqrt(S))``: the floor below which no lattice sample can come.
+
+    Returns
+    -------
+    pmf : array of shape (S + 1,)
+    w1 : float
+        Wasserstein-1 distance between ``pmf`` (on the scaled lattice) and ``mixture``.
+    """
+    from scipy.stats import norm
+
+    if not isinstance(mixture, GaussianMixture) or mixture.dim != 1:
+        raise ValueError("mixture must be a 1-D diffnotes.mixtures.GaussianMixture")
+    S = _check_S(S)
+    x = scale(np.arange(S + 1), S)
+    h = 1.0 / np.sqrt(S)                                     # half a lattice step
+    lo = np.concatenate([[-np.inf], x[1:] - h])
+    hi = np.concatenate([x[:-1] + h, [np.inf]])
+    # every component at once, components on the first axis
+    w = mixture.weights[:, None]
+    mu, sd = mixture.means[:, :1], np.sqrt(mixture.covs[:, 0, :1])
+
+    def moment(a, b):  # int_a^b (v - x) N(v; mu, sd^2) dv, per component and lattice point
+        za, zb = (a - mu) / sd, (b - mu) / sd
+        return (mu - x) * (norm.cdf(zb) - norm.cdf(za)) + sd * (norm.pdf(za) - norm.pdf(zb))
+
+    pmf = np.sum(w * (norm.cdf((hi - mu) / sd) - norm.cdf((lo - mu) / sd)), axis=0)
+    w1 = np.sum(w * (moment(x, hi) - moment(lo, x)))
+    return pmf, float(w1)
 
 
 def ou_coefficients(t, *, schedule: Schedule | None = None):
@@ -668,9 +708,20 @@ def sample_reverse_exact(rates: Callable, n_T, T: float, S: int, *, rng, t_min: 
     not more often than every ``1e-4 (T - t_min)``), so the bound only has to cover how the
     rates change *in time* between refreshes. A candidate at time ``tau`` is accepted with
     probability ``total rate / bound``; the move is drawn in proportion to the ``2 d`` rates.
-    This is exact as long as the bound dominates the rates; a candidate whose rate exceeds its
-    bound raises a ``ValueError`` (increase ``bound_factor`` or decrease ``max_hold``) instead
-    of biasing.
+
+    What is guaranteed. The law of the output is exactly that of the reverse process **if** on
+    every hold interval (from one evaluation of the bound to the next) the bound dominates the
+    total rate at *all* times, given the state. The sampler can check this only where it
+    evaluates the rates: at candidate times (and, with ``refresh=True``, right after a jump). A
+    candidate whose rate exceeds its bound raises a ``ValueError`` (increase ``bound_factor``
+    or decrease ``max_hold``), so a run that raises is never returned biased; but a run that
+    does not raise is not a proof: an excess between candidates, on a stretch of length ``l``
+    with bound ``lam``, goes unseen with probability ``exp(-lam l)``, and the jumps it should
+    have caused are missed. The result is exact when the bound is a true bound over each hold
+    interval, e.g. when the total rate is known to change by less than the factor
+    ``bound_factor`` over ``max_hold`` (the rates of :func:`score_rates` and
+    :class:`ExactReverseRates` vary smoothly, on the time scale ``t`` near forward time ``t``,
+    which is why the hold is at most ``t / 4``).
 
     Parameters
     ----------
