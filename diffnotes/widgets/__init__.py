@@ -4,8 +4,8 @@ An :class:`Explorer` is a row of controls (ipywidgets) above a figure that a *fi
 redraws whenever a control moves. In a live notebook (``make lab``) the reader drags sliders.
 Where no kernel runs (the HTML book, nbconvert, an editor's view) the same display bundle
 carries a self-contained HTML control: sliders over a precomputed grid of one or two key
-parameters, frames drawn at build time by the same figure function (see
-:mod:`diffnotes.widgets._static`), and a PNG of the default figure.
+parameters, frames drawn at build time by the same figure function (the shared machinery
+is in ``diffnotes/widgets/_static.py``), and a PNG of the default figure.
 
 Each chapter's explorers live in their own module (``ch1`` ... ``ch5``) and are re-exported
 here (``two_state_explorer`` ...); :data:`EXPLORERS` lists them all so that the tests can drive

@@ -8,7 +8,8 @@
 * Drop the saved ipywidgets state (``application/vnd.jupyter.widget-state+json``).
   The book loads no widget manager (``nb_ipywidgets_js: {}``), so nothing reads
   it; it only made each chapter page a few hundred kB heavier. Explorers show
-  their static PNG instead.
+  their static ``text/html`` control instead (frames precomputed at build time,
+  see ``diffnotes/widgets/_static.py``).
 """
 
 from __future__ import annotations
