@@ -122,3 +122,11 @@ def test_n_state_figure_has_integer_state_ticks():
     fig = widgets.n_state_figure(n=3)
     ticks = fig.axes[0].get_xticks()
     assert np.allclose(ticks, np.round(ticks))
+
+
+def test_static_frames_can_be_switched_off_for_a_live_session(monkeypatch):
+    monkeypatch.setenv("DIFFNOTES_STATIC_FRAMES", "0")
+    explorer = widgets.two_state_explorer()
+    bundle = explorer._repr_mimebundle_()
+    assert "text/html" not in bundle and explorer._frames is None
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "image/png" in bundle

@@ -11,6 +11,9 @@ redraws whenever a control moves. Its display bundle carries three views of it:
   time; the default frame is a plain ``<img>``, so it shows before (or without) any script. No
   CDN, no require.js, no widget manager: a few lines of inline script, frames as data URIs;
 * ``image/png``: the figure at the default settings (for renderers that show neither).
+
+The frames cost a few seconds per explorer when it is first displayed; set the environment
+variable ``DIFFNOTES_STATIC_FRAMES=0`` in a live session that needs no static copy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import html
 import io
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable
 
@@ -208,7 +212,9 @@ class Explorer(_Base):
         bundle = super()._repr_mimebundle_(**kwargs)
         # Static copies at the default settings, for renderers without a widget manager.
         bundle["image/png"] = base64.b64encode(self.static_png).decode()
-        bundle["text/html"] = self.static_html()
+        # DIFFNOTES_STATIC_FRAMES=0 skips drawing the frames (a live session that needs none)
+        if os.environ.get("DIFFNOTES_STATIC_FRAMES", "1") != "0":
+            bundle["text/html"] = self.static_html()
         return bundle
 
 
