@@ -1,6 +1,7 @@
-"""``python -m benchmarks [NAME ...]``: run the benchmarks (optionally those whose name contains
-one of the given words), print each as a ratio against its baseline, then a summary of every
-target (PASS, FAIL, SKIP). The exit status is 1 when any target failed."""
+"""``python -m benchmarks [NAME ...]``: run the benchmarks (optionally those whose function or
+module name contains one of the given words, e.g. ``ctmc`` or ``dsb_two_moons``), print each as
+a ratio against its baseline, then a summary of every target (PASS, FAIL, SKIP). The exit
+status is 1 when any target failed (a selection that matches nothing included)."""
 
 import sys
 

@@ -16,7 +16,9 @@ the run:
   never as PASS.
 
 :func:`run` returns the number of FAILs; ``python -m benchmarks`` prints the summary (each
-PASS, FAIL and SKIP) and exits non-zero when any target failed.
+PASS, FAIL and SKIP) and exits non-zero when any target failed. A selection (``python -m
+benchmarks dsb images_mnist``) matches the benchmark functions' names and modules *before* they
+run, so an unselected benchmark does no work; a selection that matches nothing is a FAIL.
 """
 
 from __future__ import annotations
@@ -105,14 +107,29 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-def _run_case(make, selected) -> None:
+def _fail(name: str, err: BaseException) -> None:
+    if not isinstance(err, AssertionError):
+        traceback.print_exc()
+    RESULTS.append(("FAIL", name, _one_line(err)))
+    print(f"{name:58s} FAIL: {_one_line(err)}")
+
+
+def selected_by(make, selected) -> bool:
+    """Whether the benchmark function ``make`` is selected by the words ``selected`` (none:
+    all): a word is part of its name or of its module's."""
+    where = f"{make.__module__}.{make.__name__}"
+    return not selected or any(s in where for s in selected)
+
+
+def _run_case(make) -> None:
     try:
         case = make()
     except Skip as why:
         RESULTS.append(("SKIP", make.__name__, str(why)))
         print(f"{make.__name__:58s} SKIP: {why}")
         return
-    if selected and not any(s in case.name for s in selected):
+    except Exception as err:  # noqa: BLE001 -- a broken factory is a FAIL, the run goes on
+        _fail(make.__name__, err)
         return
     try:
         tb, rb = best_time(case.baseline, max(1, case.repeats - 2))
@@ -124,12 +141,9 @@ def _run_case(make, selected) -> None:
         print(f"{case.name:58s} SKIP: {why}")
         return
     except Exception as err:  # noqa: BLE001 -- a broken case is a FAIL, the run goes on
-        if not isinstance(err, AssertionError):
-            traceback.print_exc()
-        RESULTS.append(("FAIL", case.name, _one_line(err)))
-        print(f"{case.name:58s} FAIL: {_one_line(err)}")
+        _fail(case.name, err)
         return
-    ratio = tb / tc
+    ratio = tb / max(tc, 1e-12)
     ok = ratio >= case.target
     if case.target > 0:
         target(case.name, ok, f"speed ratio {ratio:.1f}x (target >= {case.target:g}x)")
@@ -142,8 +156,12 @@ def run(selected=None) -> int:
     and print the summary; return the number of failed targets."""
     RESULTS.clear()
     print(f"{'benchmark':58s} {'baseline':>10s} {'candidate':>10s} {'ratio':>8s} {'target':>7s}")
-    for make in REGISTRY:
-        _run_case(make, selected)
+    chosen = [make for make in REGISTRY if selected_by(make, selected)]
+    if not chosen:
+        target("selection", False, f"no benchmark name contains any of {list(selected)}; "
+               f"names: {', '.join(m.__name__ for m in REGISTRY)}")
+    for make in chosen:
+        _run_case(make)
     counts = {s: sum(r[0] == s for r in RESULTS) for s in ("PASS", "FAIL", "SKIP")}
     print("\nsummary")
     for status, name, detail in RESULTS:
