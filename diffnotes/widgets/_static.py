@@ -269,12 +269,14 @@ def static_html(explorer: Explorer) -> str:
         if all(isinstance(v, str) for v in values):
             opts = "".join(f'<option value="{i}"{" selected" if i == i0 else ""}>'
                            f"{html.escape(lab)}</option>" for i, lab in enumerate(labs))
-            controls.append(f'<label>{esc} <select data-dn-axis="{a}">{opts}</select></label>')
+            controls.append(f'<label style="white-space:nowrap">{esc} '
+                            f'<select data-dn-axis="{a}">{opts}</select></label>')
         else:
             controls.append(
-                f'<label>{esc} <input type="range" min="0" max="{len(values) - 1}" step="1" '
-                f'value="{i0}" data-dn-axis="{a}" aria-valuetext="{html.escape(labs[i0])}">'
-                f'</label> <output data-dn-axis-out="{a}">{html.escape(labs[i0])}</output>')
+                f'<span style="white-space:nowrap"><label>{esc} <input type="range" min="0" '
+                f'max="{len(values) - 1}" step="1" value="{i0}" data-dn-axis="{a}" '
+                f'aria-valuetext="{html.escape(labs[i0])}"></label> '
+                f'<output data-dn-axis-out="{a}">{html.escape(labs[i0])}</output></span>')
     fixed = [f"{explorer.controls[k].description or k} = {_label(v)}"
              for k, v in explorer.defaults.items() if k not in explorer.grid]
     shown = ", ".join(f"{n} = {_label(explorer.defaults[k])}"
