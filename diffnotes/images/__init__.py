@@ -22,6 +22,7 @@ from . import metrics, plotting, sampling, training, unet
 from .sampling import SAMPLERS, ImageRun, sample, to_pixels
 from .training import (
     PRESETS,
+    Interrupted,
     TrainConfig,
     TrainResult,
     dataset,
@@ -32,9 +33,9 @@ from .training import (
 )
 from .unet import UNet
 
-__all__ = ["PRESETS", "SAMPLERS", "ImageRun", "TrainConfig", "TrainResult", "UNet", "dataset",
-           "load_model", "make_sde", "metrics", "plotting", "pretrained", "sample",
-           "sampling", "to_pixels", "to_unit", "train", "training", "unet"]
+__all__ = ["PRESETS", "SAMPLERS", "ImageRun", "Interrupted", "TrainConfig", "TrainResult",
+           "UNet", "dataset", "load_model", "make_sde", "metrics", "plotting", "pretrained",
+           "sample", "sampling", "to_pixels", "to_unit", "train", "training", "unet"]
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 
