@@ -19,9 +19,12 @@ the last being Tweedie's formula, :math:`\mathbb E[x_0 \mid x_t] = (x_t + \sigma
 \nabla\log q_t(x_t))/\alpha`. (:func:`noise_to_score`, :func:`score_to_noise`,
 :func:`data_to_score`, :func:`score_to_data`, :func:`noise_to_data`, :func:`data_to_noise`;
 they take NumPy arrays and torch tensors alike.) The choice does not change what is learned
--- the minimiser is the same -- but it changes the scale of the network's output: the noise is
-of order one at every :math:`t`, while the score blows up like :math:`1/\sigma` as
-:math:`t \to 0`.
+-- the minimiser is the same -- but it changes the scale of the network's output and of its
+regression target: the noise is of order one at every :math:`t`, while the score's target
+:math:`-\varepsilon/\sigma` has root mean square :math:`\sqrt d/\sigma`, which blows up as
+:math:`t \to 0`. The score itself blows up only for data without a smooth density (points, a
+curve, a lattice); for smooth data such as a Gaussian mixture it stays bounded in mean square
+(by the data's Fisher information divided by :math:`\alpha^2`).
 
 **Denoising score matching.** With a time weighting :math:`\lambda(t) > 0`, the DSM loss is
 

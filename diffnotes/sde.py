@@ -755,8 +755,11 @@ def log_likelihood(sde: LinearSDE, score: Callable, x, *, t_min: float = 1e-3,
                    t_max: float | None = None, divergence: Callable | None = None,
                    fd_step: float = 1e-4, rtol: float = 1e-6, atol: float = 1e-6,
                    method: str = "RK45") -> FlowRun:
-    r"""Log-likelihoods :math:`\log p_{t_{\min}}(x)` of the probability-flow model by the
-    instantaneous change of variables (Chen et al., 2018; Song et al., 2021):
+    r"""Log-likelihoods :math:`\log p_{t_{\min}}(x)` of the probability-flow model -- the law
+    at ``t_min`` that the ODE carries the prior to, a model of the data noised to ``t_min``
+    (not of the clean data, and not the law of the stochastic samplers' output unless the score
+    is exact) -- by the instantaneous change of variables (Chen et al., 2018; Song et al.,
+    2021):
 
     .. math:: \log p_{t_{\min}}(x(t_{\min})) = \log p_T(x(T))
               + \int_{t_{\min}}^{T} \nabla\!\cdot v(x(t), t)\,dt ,
