@@ -539,7 +539,7 @@ def classifier_fid(classifier: Classifier, images_a, images_b, batch_size: int =
 # Kernel distance
 # --------------------------------------------------------------------------------------------
 def kid(features_a, features_b) -> float:
-    r"""The kernel distance (KID) of :cite:t:`binkowski2018mmd`: the unbiased estimate of the
+    r"""The kernel distance (KID) of Binkowski et al. (2018): the unbiased estimate of the
     squared maximum mean discrepancy between the laws of two feature matrices ``(m, d)`` and
     ``(n, d)`` (``m, n >= 2``) with the cubic kernel :math:`k(x, y) = (x\cdot y/d + 1)^3`,
 
