@@ -512,7 +512,8 @@ class BridgeMatching:
     redraws the coupling forward from the data, trains the backward drift
     :math:`v_b(x, t) \approx \mathbb E[(X_0 - X_t)/t \mid X_t = x]` on it and redraws the
     coupling backward from the prior. Iteration 0 starts from the independent coupling, so its
-    forward half is plain bridge matching (a stochastic interpolant).
+    forward half is plain bridge matching (a stochastic interpolant). Between Gaussians the
+    exact sequence of couplings is :func:`diffnotes.bridge.gaussian_imf`.
     """
 
     def __init__(self, dim: int, sigma: float, n_steps: int = 50, *, hidden: int = 128,
