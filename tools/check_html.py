@@ -19,6 +19,17 @@ finished (``MathJax.startup.promise``), checked:
   no failed or 4xx/5xx resource load, no error-level log entry -- and no request
   left 127.0.0.1 (the book must work offline, without any CDN).
 
+* every static explorer (``diffnotes.widgets``, a ``div.dn-explorer``) moves: each
+  control goes to both ends, the middle and back to its default; each time the ``<img>``
+  must be the frame of that grid point and loaded, the control must show that point's value
+  (also as ``aria-valuetext``), each control must change the frame at least once, and one
+  right-arrow key press on a focused slider must step it to the next frame;
+* no code block or output scrolls sideways at the 1280-px window (printed output wraps;
+  code lines must fit the text column, whose width in characters is printed);
+* budgets (printed at the end, with what was measured): frames of one explorer <=
+  ``EXPLORER_BUDGET_MB``, of all explorers <= ``FRAMES_BUDGET_MB``, one page's transfer with
+  a cold cache <= ``PAGE_BUDGET_MB``, the whole built site on disk <= ``SITE_BUDGET_MB``.
+
 A screenshot of each page is saved as ``<screenshots>/<page>.png``. One PASS/FAIL
 line is printed per page; the exit status is non-zero when any page fails.
 
@@ -511,6 +522,8 @@ def check_page(browser: Browser, url: str, shot: Path | None,
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
             cdp.send(f"{domain}.enable", session=session)
+        # every page is weighed cold (MathJax and the theme counted on each page)
+        cdp.send("Network.setCacheDisabled", {"cacheDisabled": True}, session=session)
         cdp.send("Emulation.setDeviceMetricsOverride",
                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
                  session=session)
