@@ -458,6 +458,12 @@ def predictor_corrector(sde: SDE, score: Callable, x, rng, *, n_steps: int = 500
     with the norms averaged over the batch, so that the signal-to-noise ratio of a corrector
     step is ``snr``. Costs ``n_steps * (1 + n_corrector)`` score evaluations. Arguments as in
     :func:`euler_maruyama` (which is this sampler with ``n_corrector = 0``).
+
+    The corrector is unadjusted Langevin, biased at a finite step: for the target
+    :math:`\mathcal N(0, v)` (score :math:`-x/v`) and a fixed step :math:`\epsilon` its
+    stationary variance is :math:`v/(1 - \epsilon/(2v))`; with the ``snr`` rule the step settles at
+    :math:`\epsilon = 2\,\mathrm{snr}^2 v/(1 + \mathrm{snr}^2)` and the variance at
+    :math:`v(1 + \mathrm{snr}^2)`.
     """
     n_corrector = positive_int(n_corrector, "n_corrector", minimum=0)
     snr = positive_float(snr, "snr")
