@@ -206,7 +206,7 @@ class Explorer(_Base):
 
     def static_html(self) -> str:
         """The self-contained HTML control (default frame in an ``<img>``, inline script)."""
-        return static_html(self)
+        return _static_html(self)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -248,7 +248,7 @@ _SCRIPT = """(function (root) {
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def static_html(explorer: Explorer) -> str:
+def _static_html(explorer: Explorer) -> str:
     """The static control of ``explorer`` (see :class:`Explorer`)."""
     frames = explorer.frames()
     k0 = explorer.default_index()
@@ -284,7 +284,7 @@ def static_html(explorer: Explorer) -> str:
     title = html.escape(explorer.title)
     payload = json.dumps({"title": explorer.title, "names": names, "labels": labels,
                           "shape": [len(v) for v in explorer.grid.values()], "index": index,
-                          "frames": data}, separators=(",", ":"))
+                          "frames": data}, separators=(",", ":")).replace("</", "<\\/")
     note = (f"{len(frames)} precomputed frames" if explorer.grid else "the default figure")
     note += (f"; fixed: {', '.join(fixed)}" if fixed and explorer.grid else "")
     note += ". Run the notebook for every control."
