@@ -163,3 +163,19 @@ def test_brownian_reference_endpoint_is_the_data_plus_noise():
     se = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / x0.shape[0])
     assert np.all(np.abs(np.cov(xT.T) - cov) < 5 * se + 2e-3)
     assert np.cov(xT.T)[0, 0] > 1.5 and np.cov(xT.T)[1, 1] < 1.0     # not I
+
+
+def test_ipf_plan_is_a_scaling_of_the_brownian_kernel():
+    """Exercise ex-ch4-scaling as the chapter checks it: the plan of static_bridge is
+    e^{log_u} K e^{log_v} with K = brownian_kernel, and its marginals are mu and nu. (The
+    limit's KL optimality is tests/test_bridge.py::test_ipf_plan_minimises_kl_to_the_reference;
+    exercise ex-ch4-limits is test_small_sigma_... and test_large_sigma_... there.)"""
+    x = np.linspace(-4, 4, 101)
+    mu = np.exp(-0.5 * ((x + 1.5) / 0.5) ** 2) + 0.6 * np.exp(-0.5 * ((x - 1.5) / 0.4) ** 2)
+    nu = np.exp(-0.5 * ((x - 0.5) / 0.9) ** 2)
+    mu, nu = mu / mu.sum(), nu / nu.sum()
+    res = bridge.static_bridge(x, mu, x, nu, 0.7, n_iter=500)
+    K = bridge.brownian_kernel(x, x, 0.7)
+    recon = np.exp(res.log_u)[:, None] * K * np.exp(res.log_v)[None, :]
+    assert np.abs(recon - res.plan).max() < 1e-15
+    assert np.abs(res.plan.sum(1) - mu).sum() < 1e-8 and np.abs(res.plan.sum(0) - nu).sum() < 1e-12
