@@ -165,10 +165,13 @@ def test_two_peaks_family():
     n, beta = 13, 2.5
     p = ctmc.two_peaks(n, beta)
     assert p.sum() == pytest.approx(1.0)
-    q = (n - 1) / 4  # modes at 3 and 9, valley at 6 (distance q from both modes)
+    # n - 1 = 12: modes at 3 and 9, valley at 6, distance (n - 1) / 4 = 3 from both modes
     assert p[6] / p[3] == pytest.approx(np.exp(-beta))
     assert p[3] == pytest.approx(p[9]) and p[3] == pytest.approx(p.max())
-    assert q == 3
+    assert p[6] == pytest.approx(p[:4].min()) and p[6] == pytest.approx(p[3:10].min())
+    # p(x) ~ exp(-beta d(x)), d = distance to the nearer mode in units of (n - 1) / 4
+    d = np.minimum(np.abs(np.arange(n) - 3), np.abs(np.arange(n) - 9)) / 3
+    np.testing.assert_allclose(p, np.exp(-beta * d) / np.exp(-beta * d).sum(), rtol=1e-12)
 
 
 def test_metropolis_gap_collapses_for_peaked_bimodal_targets_but_noising_gap_does_not():
