@@ -4,7 +4,8 @@
 
 Runs every cell with ``book/`` as the working directory (as ``_config.yml``'s ``run_in_temp:
 false`` does), prints the wall time of the slowest cells and of the whole chapter, and checks
-that every ``{glue}`` reference in the text names a value that a cell glued. Exits non-zero on a
+that every ``{glue}`` reference in the text names a value that a cell glued, and that no
+glued value is a NumPy scalar (whose text form myst-nb cannot format). Exits non-zero on a
 cell error or a missing glue key; ``--out`` saves the executed notebook.
 """
 
@@ -19,13 +20,14 @@ from pathlib import Path
 GLUE_REF = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)")
 
 
-def glued_keys(nb) -> set[str]:
-    keys = set()
+def glued_keys(nb) -> dict[str, str]:
+    """The glued keys with the text/plain form of their values."""
+    keys = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             meta = out.get("metadata", {}).get("scrapbook", {})
             if "name" in meta:
-                keys.add(meta["name"])
+                keys[meta["name"]] = out.get("data", {}).get("text/plain", "")
     return keys
 
 
@@ -68,9 +70,17 @@ def main(argv=None) -> int:
         import nbformat
         nbformat.write(nb, args.out)
     text = args.chapter.read_text()
-    missing = sorted(set(GLUE_REF.findall(text)) - glued_keys(nb))
+    glued = glued_keys(nb)
+    missing = sorted(set(GLUE_REF.findall(text)) - set(glued))
     if rc == 0 and missing:
         print(f"glue keys used in the text but never glued: {', '.join(missing)}",
+              file=sys.stderr)
+        rc = 1
+    # myst-nb formats {glue:text}`key:.2f` from the text/plain form, which for a NumPy scalar
+    # under numpy 2 is "np.float64(0.5)" and cannot be parsed: glue float(...) instead
+    numpy_reprs = sorted(k for k, v in glued.items() if v.startswith("np."))
+    if rc == 0 and numpy_reprs:
+        print(f"glued NumPy scalars (glue float(...) or int(...)): {', '.join(numpy_reprs)}",
               file=sys.stderr)
         rc = 1
     return rc
