@@ -32,10 +32,15 @@ def test_readme_sign_shrinks_the_variance_to_one_third():
     start = ou.prior_sample(40_000, 1, rng)
     right = sde.euler_maruyama(ou, score, start, rng, n_steps=500).x[:, 0]
     wrong = sde.euler_maruyama(ou, readme_sign, start, rng, n_steps=500).x[:, 0]
-    se = np.sqrt(2 / right.size)                 # standard error of a sample variance (Gaussian)
-    # Euler-Maruyama with h = 0.01 biases the stationary variance by O(h): allow 2 %
-    assert abs(right.var() - 1) < 5 * se + 0.02
-    assert abs(wrong.var() - 1 / 3) < 5 * se / 3 + 0.02
+    # Euler-Maruyama is exact here up to its own step: with s = -x the steps are
+    # y <- c y + sqrt(2h) z, c = 1 - h (correct) or 1 - 3h (README), so from variance 1 the
+    # variance after n steps is c^2n + 2h (1 - c^2n) / (1 - c^2) (1.005 and 0.338 at h = 0.01)
+    h = (ou.T - 1e-3) / 500
+    for x, c, theory in ((right, 1 - h, 1.0), (wrong, 1 - 3 * h, 1 / 3)):
+        c2n = c ** (2 * 500)
+        v = c2n + 2 * h * (1 - c2n) / (1 - c**2)
+        assert abs(v - theory) < 0.02 * theory                # the O(h) bias is small
+        assert abs(x.var() - v) < 5 * v * np.sqrt(2 / x.size)   # 5 SE of a Gaussian variance
     # (and the plain reverse drift agrees with the sampler's convention)
     x = np.array([[0.7]])
     assert np.allclose(ou.reverse_drift(x, 1.0, score), ou._f(x, 1.0) - 2 * score(x, 1.0))
