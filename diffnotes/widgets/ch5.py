@@ -97,5 +97,5 @@ def image_sampler_explorer():
         "n_steps": _slider(9, 2, 100, 1, "steps", integer=True),
         "seed": _slider(0, 0, 20, 1, "seed", integer=True),
     }, title="One network, three samplers: MNIST digits against the number of steps",
-       grid={"sampler": IMAGE_SAMPLERS, "n_steps": [4, 9, 16]})
+       grid={"sampler": IMAGE_SAMPLERS, "n_steps": [3, 5, 9]})
 
