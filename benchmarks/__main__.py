@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (register their benchmarks)
     bench_ctmc,
     bench_dsb,
     bench_ehrenfest,
+    bench_flow,
     bench_images,
     bench_score,
     bench_sde,
