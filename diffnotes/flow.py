@@ -43,8 +43,20 @@ score model and a trained velocity model are one object in two parameterisations
 
 **Samplers.** :func:`sample_ode` integrates :math:`\dot x = v(x, t)` with fixed steps by Euler
 (order 1), Heun (order 2; its last step to :math:`t = 1` is an Euler step, as in Karras et al.,
-2022, so that :math:`v` is never needed at :math:`t = 1`) or the explicit midpoint rule (order
-2, the flow-matching library's ``"midpoint"``); :func:`nfe` counts the velocity evaluations.
+2022, so that :math:`v` is never needed at :math:`t = 1`), the explicit midpoint rule (order
+2, the flow-matching library's ``"midpoint"``) or DDIM (Song, Meng and Ermon, 2021);
+:func:`nfe` counts the velocity evaluations.
+
+**The flow in the coordinates** :math:`y = x/a`, :math:`\rho = b/a`. Along the path
+:math:`y_t = x_1 + \rho\,x_0`: every Gaussian path is the same straight line in these
+coordinates, run on its own clock :math:`\rho(t)` (:meth:`ProbabilityPath.rho`,
+:meth:`ProbabilityPath.time_at_rho`). The marginal flow is therefore
+
+.. math:: \frac{dy}{d\rho} = \mathbb E[x_0 \mid y] = \hat\varepsilon(y, \rho),
+
+one ODE for the linear path, the VP path and every other: they differ only in the time grid a
+sampler puts on it. DDIM is Euler's method for this ODE (``method="ddim"``), and EDM's Heun
+sampler (:func:`diffnotes.sde.heun_flow`) is Heun's.
 
 A *velocity function* is a callable ``velocity(x, t)`` taking points of shape ``(m, d)`` and a
 float time in :math:`[0, 1)` and returning an array of shape ``(m, d)``, such as
@@ -81,7 +93,7 @@ __all__ = [
 KINDS = ("velocity", "score", "noise", "data")
 """What a field stands for: the velocity, the score, the noise or the data prediction."""
 
-METHODS = ("euler", "heun", "midpoint")
+METHODS = ("euler", "heun", "midpoint", "ddim")
 """The fixed-step ODE methods of :func:`sample_ode`."""
 
 
@@ -200,6 +212,34 @@ class ProbabilityPath:
             raise ValueError("t must be in (0, 1) for a conversion, got 0")
         return self._convert(value, x, t, source, target)
 
+    def rho(self, t):
+        r"""The noise-to-signal ratio :math:`\rho(t) = b(t)/a(t)` (``inf`` where
+        :math:`a = 0`), decreasing from :math:`\rho(0)` to :math:`\rho(1) = 0`; ``t`` a float or
+        an array of times in :math:`[0, 1]`."""
+        t = real_array(t, "t")
+        if np.any(t < 0) or np.any(t > 1):
+            raise ValueError("t must be in [0, 1]")
+        a, b, _, _ = self._coefficients(t)
+        with np.errstate(divide="ignore"):
+            r = np.where(a > 0, b / np.where(a > 0, a, 1.0), np.inf)
+        return float(r) if r.ndim == 0 else r
+
+    def time_at_rho(self, rho):
+        r"""The flow time :math:`t` at which :math:`\rho(t) =` ``rho`` (a float or an array,
+        each in :math:`[\rho(t_{\max}), \rho(0)]`): the inverse of :meth:`rho`, by bisection
+        (:class:`LinearPath` overrides it with :math:`t = 1/(1 + \rho)`)."""
+        r = real_array(rho, "rho")
+        lo_r, hi_r = self.rho(self.t_max), self.rho(0.0)
+        if np.any(r < lo_r) or np.any(r > hi_r):
+            raise ValueError(f"rho must be in [{lo_r:g}, {hi_r:g}] for {self}")
+        lo, hi = np.zeros(r.shape), np.full(r.shape, self.t_max)
+        for _ in range(60):                              # rho is decreasing in t
+            mid = 0.5 * (lo + hi)
+            right = self.rho(mid) > r
+            lo, hi = np.where(right, mid, lo), np.where(right, hi, mid)
+        t = 0.5 * (lo + hi)
+        return float(t) if t.ndim == 0 else t
+
     def prior_sample(self, n: int, d: int, rng) -> np.ndarray:
         r"""``n`` draws of :math:`x_0 \sim \mathcal N(0, I_d)`, where sampling starts."""
         from ._checks import as_rng
@@ -218,6 +258,14 @@ class LinearPath(ProbabilityPath):
 
     def _coefficients(self, t):
         return t, 1.0 - t, 1.0 + 0.0 * t, -1.0 + 0.0 * t
+
+    def time_at_rho(self, rho):
+        r"""The time :math:`t = 1/(1 + \rho)` of the noise-to-signal ratio ``rho`` >= 0."""
+        r = real_array(rho, "rho")
+        if np.any(r < 0):
+            raise ValueError("rho must be >= 0")
+        t = 1.0 / (1.0 + r)
+        return float(t) if t.ndim == 0 else t
 
 
 class SDEPath(ProbabilityPath):
@@ -402,12 +450,12 @@ def velocity_to_score(velocity: Callable, path: SDEPath) -> Callable:
 # Fixed-step ODE samplers
 # --------------------------------------------------------------------------------------------
 def nfe(method: str, n_steps: int, t_end: float = 1.0) -> int:
-    """The number of velocity evaluations of :func:`sample_ode`: ``n_steps`` for Euler,
-    ``2 n_steps`` for the midpoint rule, ``2 n_steps - 1`` for Heun ending at :math:`t = 1`
-    (``2 n_steps`` when ``t_end < 1``)."""
+    """The number of velocity evaluations of :func:`sample_ode`: ``n_steps`` for Euler and
+    DDIM, ``2 n_steps`` for the midpoint rule, ``2 n_steps - 1`` for Heun ending at
+    :math:`t = 1` (``2 n_steps`` when ``t_end < 1``)."""
     method = _choice(method, "method", METHODS)
     n_steps = positive_int(n_steps, "n_steps")
-    if method == "euler":
+    if method in ("euler", "ddim"):
         return n_steps
     if method == "heun" and t_end >= 1.0:
         return 2 * n_steps - 1
@@ -415,7 +463,7 @@ def nfe(method: str, n_steps: int, t_end: float = 1.0) -> int:
 
 
 def sample_ode(velocity: Callable, x, *, n_steps: int = 10, method: str = "heun",
-               t_start: float = 0.0, t_end: float = 1.0, grid=None):
+               t_start: float = 0.0, t_end: float = 1.0, grid=None, path=None):
     r"""Integrate :math:`\dot x = v(x, t)` from ``t_start`` to ``t_end`` in fixed steps.
 
     Parameters
@@ -427,15 +475,20 @@ def sample_ode(velocity: Callable, x, *, n_steps: int = 10, method: str = "heun"
         integrated as one (the velocity must then take and return tensors).
     n_steps : int
         Number of steps (uniform in :math:`t` unless ``grid`` is given).
-    method : "euler", "heun" or "midpoint"
+    method : "euler", "heun", "midpoint" or "ddim"
         Euler (order 1, :math:`x + h v(x, t)`); Heun (order 2: an Euler predictor, then the
         trapezoidal average of the slopes at both ends; a step that ends at :math:`t = 1` stays
         an Euler step); explicit midpoint (order 2, :math:`x + h\,v(x + \frac h2 v(x, t),
-        t + \frac h2)`).
+        t + \frac h2)`); DDIM (order 1; needs ``path``): Euler in the coordinates
+        :math:`y = x/a`, :math:`\rho = b/a`, where the flow reads :math:`dy/d\rho =
+        \hat\varepsilon` for every path, i.e. :math:`x_{k+1} = a_{k+1}\hat x_1 +
+        b_{k+1}\hat\varepsilon` with both predictions converted from :math:`v(x_k, t_k)`.
     t_start, t_end : floats, 0 <= t_start < t_end <= 1
     grid : array of increasing times, optional
         The time points (``n_steps + 1`` of them, from ``t_start`` to ``t_end``); overrides the
-        three arguments above.
+        three arguments above (e.g. ``path.time_at_rho(rhos)`` for a grid in :math:`\rho`).
+    path : ProbabilityPath, "linear" or "vp"
+        The path the velocity belongs to (only for ``"ddim"``).
 
     Returns
     -------
@@ -445,6 +498,10 @@ def sample_ode(velocity: Callable, x, *, n_steps: int = 10, method: str = "heun"
     if not callable(velocity):
         raise ValueError("velocity must be a callable velocity(x, t) -> array shaped like x")
     method = _choice(method, "method", METHODS)
+    if method == "ddim":
+        if path is None:
+            raise ValueError("path is needed for method='ddim' (the path of the velocity)")
+        path = as_path(path)
     if grid is None:
         n_steps = positive_int(n_steps, "n_steps")
         t_start = _time(t_start, "t_start")
@@ -465,6 +522,11 @@ def sample_ode(velocity: Callable, x, *, n_steps: int = 10, method: str = "heun"
             x = x + h * v0
         elif method == "midpoint":
             x = x + h * velocity(x + 0.5 * h * v0, t0 + 0.5 * h)
+        elif method == "ddim":
+            x1_hat = path._convert(v0, x, t0, "velocity", "data")
+            eps_hat = path._convert(x1_hat, x, t0, "data", "noise")
+            a1, b1, _, _ = path._coefficients(np.float64(t1))
+            x = float(a1) * x1_hat + float(b1) * eps_hat
         else:
             xe = x + h * v0
             x = xe if t1 >= 1.0 else x + 0.5 * h * (v0 + velocity(xe, t1))

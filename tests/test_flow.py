@@ -139,7 +139,8 @@ def _reference(vel, x0, t_end):
 
 
 @pytest.mark.parametrize("path", PATHS, ids=str)
-@pytest.mark.parametrize(("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2)])
+@pytest.mark.parametrize(("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2),
+                                               ("ddim", 1)])
 def test_observed_orders_with_the_exact_velocity(path, method, order):
     vel = flow.velocity_function(GM, path)
     x0 = path.prior_sample(48, 2, 0)
@@ -148,9 +149,45 @@ def test_observed_orders_with_the_exact_velocity(path, method, order):
     steps = np.array([32, 64, 128, 256])
     t_stop = path.t_max                   # 1 for the linear path: Heun's last step is Euler
     errs = [np.sqrt(np.mean((flow.sample_ode(vel, x0, n_steps=int(n), method=method,
-                                             t_end=t_stop) - ref) ** 2)) for n in steps]
+                                             t_end=t_stop, path=path) - ref) ** 2))
+            for n in steps]
     slope = -np.polyfit(np.log(steps), np.log(errs), 1)[0]
     assert abs(slope - order) < 0.25, (method, slope, errs)
+
+
+def test_rho_coordinates_of_the_paths():
+    lin, vp = PATHS
+    t = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(lin.rho(t), (1 - t) / t)
+    np.testing.assert_allclose(lin.time_at_rho(lin.rho(t)), t)
+    theta = vp.sde.schedule.integral(vp.sde_time(t))              # (1/2) int beta
+    np.testing.assert_allclose(vp.rho(t), np.sqrt(np.expm1(2 * theta)), rtol=1e-12)
+    np.testing.assert_allclose(vp.time_at_rho(vp.rho(t)), t, atol=1e-12)
+    assert lin.rho(0.0) == np.inf
+    with pytest.raises(ValueError, match="rho must be in"):
+        vp.time_at_rho(1e6)
+
+
+def test_ddim_is_one_ode_for_every_path():
+    # in y = x/a and rho = b/a the flow is dy/drho = eps_hat(y, rho) whatever the path: DDIM
+    # (Euler in rho) on the linear and on the VP path, on the same rho grid, gives the same y
+    lin, vp = PATHS
+    rhos = np.geomspace(19.0, vp.rho(vp.t_max), 13)
+    y = GM.sample(200, 1) + rhos[0] * np.random.default_rng(2).standard_normal((200, 2))
+    ys = []
+    for path in (lin, vp):
+        grid = path.time_at_rho(rhos)
+        a0, _, _, _ = path.coefficients(grid[0])
+        x = flow.sample_ode(flow.velocity_function(GM, path), a0 * y, grid=grid, method="ddim",
+                            path=path)
+        ys.append(x / path.coefficients(grid[-1])[0])
+    np.testing.assert_allclose(ys[0], ys[1], atol=1e-8)
+    # while Euler in t, on the same grids, depends on the path (and is further from the flow)
+    xs = [flow.sample_ode(flow.velocity_function(GM, p), p.coefficients(p.time_at_rho(rhos[0]))[0]
+                          * y, grid=p.time_at_rho(rhos), method="euler") for p in (lin, vp)]
+    gap = np.abs(xs[0] / lin.coefficients(lin.time_at_rho(rhos[-1]))[0]
+                 - xs[1] / vp.coefficients(vp.time_at_rho(rhos[-1]))[0]).max()
+    assert gap > 1e-3
 
 
 def test_the_exact_flow_carries_noise_to_the_data():
@@ -176,7 +213,7 @@ def test_nfe_counts_the_calls():
     for method in flow.METHODS:
         for t_end in (1.0, 0.5):
             calls.clear()
-            flow.sample_ode(vel, x0, n_steps=7, method=method, t_end=t_end)
+            flow.sample_ode(vel, x0, n_steps=7, method=method, t_end=t_end, path="linear")
             assert len(calls) == flow.nfe(method, 7, t_end)
             assert max(calls) < 1.0
     # Heun on dx/dt = -x is the trapezoidal rule's explicit variant: compare with the formula
@@ -203,6 +240,8 @@ def test_bad_input_raises_value_error_naming_the_argument():
         flow.sample_ode(lambda y, t: y, x, method="rk4")
     with pytest.raises(ValueError, match="n_steps must be"):
         flow.sample_ode(lambda y, t: y, x, n_steps=0)
+    with pytest.raises(ValueError, match="path is needed"):
+        flow.sample_ode(lambda y, t: y, x, method="ddim")
     with pytest.raises(ValueError, match="t_end must be"):
         flow.sample_ode(lambda y, t: y, x, t_start=0.5, t_end=0.5)
     with pytest.raises(ValueError, match="source must be one of"):
