@@ -326,3 +326,47 @@ def test_train_validates_and_is_reproducible():
         flow_train.train(ScoreMLP(), GM.sample, n_steps=0)
     with pytest.raises(ValueError, match="path must be"):
         flow_train.train(ScoreMLP(), GM.sample, path="ot")
+
+
+def test_cfm_on_the_vp_path_is_dsm_with_weight_half_t_g2_squared():
+    # v_theta - u = (T g^2 / 2) (s_theta + eps / sigma) on the VP path, so the flow-matching
+    # loss of the velocity of any score s_theta is the DSM loss with lambda = (T g(s)^2 / 2)^2
+    torch = pytest.importorskip("torch")
+    from diffnotes import flow_train
+    from diffnotes.score import dsm_loss
+
+    path = flow.vp_path()
+    vp = path.sde
+    rng = np.random.default_rng(4)
+    n = 500
+    t = rng.uniform(0, path.t_max, n)
+    x1, eps = GM.sample(n, 5), rng.standard_normal((n, 2))
+    a, b, _, _ = path._coefficients(t)
+    xt = a[:, None] * x1 + b[:, None] * eps
+    s_theta = rng.standard_normal((n, 2))                      # any "score model" output
+    v_theta = np.stack([path._convert(s_theta[i:i + 1], xt[i:i + 1], t[i], "score",
+                                      "velocity")[0] for i in range(n)])
+    T = torch.as_tensor
+    cfm = float(flow_train.cfm_loss(T(v_theta), T(eps), T(x1), T(t), path))
+    s = path.sde_time(t)
+    lam = (vp.T * vp._g2(s) / 2) ** 2
+    dsm = dsm_loss(s_theta, x1, xt, eps, a, b, parameterization="score",
+                   weighting="likelihood", g2=lam)
+    assert cfm == pytest.approx(dsm, rel=1e-10)
+
+
+def test_gaussian_data_on_the_linear_path_exercise():
+    # Exercise ex-ch3fm-straight: for N(mu, s^2 I) data, v = mu + (t s^2 - (1 - t)) / m^2
+    # (x - t mu) with m^2 = t^2 s^2 + (1 - t)^2, and x_t = t mu + m(t) x0 solves the flow
+    mu, s2 = np.array([0.7, -0.3]), 0.25
+    g = mixtures.GaussianMixture([1.0], [mu], [s2])
+    x0 = np.random.default_rng(1).standard_normal((20, 2))
+    for t in (0.0, 0.3, 0.8):
+        m2 = t**2 * s2 + (1 - t) ** 2
+        x = t * mu + np.sqrt(m2) * x0
+        v = flow.exact_velocity(g, x, t)
+        np.testing.assert_allclose(v, mu + (t * s2 - (1 - t)) / m2 * (x - t * mu), atol=1e-12)
+    m = lambda t: np.sqrt(t**2 * s2 + (1 - t) ** 2)  # noqa: E731
+    x1 = flow.sample_ode(flow.velocity_function(g), x0, n_steps=200, method="midpoint")
+    np.testing.assert_allclose(x1, mu + m(1.0) * x0, atol=1e-5)
+    assert m(0.5) < 0.5 * np.sqrt(s2) + 0.5                # bent: below the chord
