@@ -13,8 +13,12 @@ regression
 which needs only draws of the data (Lipman et al., 2023): it equals
 :math:`\mathbb E_t\mathbb E_{p_t}\|v_\theta - v\|^2` plus a constant, the loss of the exact
 velocity (:func:`cfm_loss`, :func:`flow_matching_loss`). On an
-:class:`~diffnotes.flow.SDEPath` the velocity residual is :math:`(\frac{\dot a b^2}{a} - b\dot
-b)` times the score residual, so this is denoising score matching with its own time weighting.
+:class:`~diffnotes.flow.SDEPath` the residual of the velocity of a score :math:`s_\theta`
+is :math:`v_\theta - (\dot a x_1 + \dot b x_0) = \frac T2 g(s)^2\,(s_\theta +
+\varepsilon/\sigma)`, so flow matching on the path is denoising score matching
+(:func:`diffnotes.score.dsm_loss`) with the weighting :math:`\lambda(s) = (T g(s)^2/2)^2`
+instead of :math:`\sigma^2`: relative to the latter it weights small noise levels by
+:math:`(T g^2/2)^2/\sigma^2`, which grows like :math:`1/s` as :math:`s \to 0`.
 
 **Training.** :func:`train` fits the network of Chapter 3, :class:`diffnotes.score.ScoreMLP`,
 whose raw output is read as a velocity, with the book's optimiser loop (Adam, cosine learning
