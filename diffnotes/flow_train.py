@@ -18,7 +18,8 @@ is :math:`v_\theta - (\dot a x_1 + \dot b x_0) = \frac T2 g(s)^2\,(s_\theta +
 \varepsilon/\sigma)`, so flow matching on the path is denoising score matching
 (:func:`diffnotes.score.dsm_loss`) with the weighting :math:`\lambda(s) = (T g(s)^2/2)^2`
 instead of :math:`\sigma^2`: relative to the latter it weights small noise levels by
-:math:`(T g^2/2)^2/\sigma^2`, which grows like :math:`1/s` as :math:`s \to 0`.
+:math:`(T g^2/2)^2/\sigma^2`, which for :class:`~diffnotes.sde.VPSDE` grows like :math:`1/s`
+as :math:`s \to 0`.
 
 **Training.** :func:`train` fits the network of Chapter 3, :class:`diffnotes.score.ScoreMLP`,
 whose raw output is read as a velocity, with the book's optimiser loop (Adam, cosine learning

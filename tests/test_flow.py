@@ -370,3 +370,38 @@ def test_gaussian_data_on_the_linear_path_exercise():
     x1 = flow.sample_ode(flow.velocity_function(g), x0, n_steps=200, method="midpoint")
     np.testing.assert_allclose(x1, mu + m(1.0) * x0, atol=1e-5)
     assert m(0.5) < 0.5 * np.sqrt(s2) + 0.5                # bent: below the chord
+
+
+def test_euler_in_t_is_ddim_on_the_linear_path():
+    lin = flow.LinearPath()
+    vel = flow.velocity_function(GM, lin)
+    x0 = lin.prior_sample(100, 2, 8)
+    np.testing.assert_allclose(flow.sample_ode(vel, x0, n_steps=7, method="euler"),
+                               flow.sample_ode(vel, x0, n_steps=7, method="ddim", path=lin),
+                               atol=1e-12)
+
+
+def test_trajectories_bend_on_the_linear_path_and_its_variance_dips():
+    # the chapter's figure: mean length / mean chord of the exact trajectories from 200 noise
+    # points, about 1.76 on the linear path and 1.13 on the VP path (40 midpoint steps; 400
+    # steps change the third digit); and the total variance t^2 tr Cov + (1 - t)^2 d of x_t,
+    # minimal at t = d / (d + tr Cov), checked by sampling
+    x0 = flow.LinearPath().prior_sample(200, 2, 3)
+    ratios = []
+    for path in PATHS:
+        vel = flow.velocity_function(GM, path)
+        grid = np.linspace(0, path.t_max, 41)
+        xs = [x0]
+        for t0, t1 in zip(grid[:-1], grid[1:], strict=True):
+            xs.append(flow.sample_ode(vel, xs[-1], grid=[t0, t1], method="midpoint"))
+        xs = np.stack(xs)
+        length = np.linalg.norm(np.diff(xs, axis=0), axis=2).sum(axis=0)
+        ratios.append(length.mean() / np.linalg.norm(xs[-1] - xs[0], axis=1).mean())
+    assert ratios[0] > 1.6 and ratios[1] < 1.2, ratios
+    tr = np.trace(np.cov(GM.sample(200_000, 4).T))
+    t_star = 2 / (2 + tr)
+    xt = flow.LinearPath().sample(np.random.default_rng(5).standard_normal((200_000, 2)),
+                                  GM.sample(200_000, 6), t_star)
+    assert np.trace(np.cov(xt.T)) == pytest.approx(t_star**2 * tr + (1 - t_star) ** 2 * 2,
+                                                   rel=0.01)
+    assert t_star**2 * tr + (1 - t_star) ** 2 * 2 < 0.5 * 2
