@@ -19,7 +19,8 @@ finished (``MathJax.startup.promise``), checked:
   no failed or 4xx/5xx resource load, no error-level log entry -- and no request
   left 127.0.0.1 (the book must work offline, without any CDN).
 
-* every static explorer (``diffnotes.widgets``, a ``div.dn-explorer``) moves: each
+* every cell that calls an explorer (``..._explorer()``) shows its static control, and
+  every static explorer (``diffnotes.widgets``, a ``div.dn-explorer``) moves: each
   control goes to both ends, the middle and back to its default; each time the ``<img>``
   must be the frame of that grid point and loaded, the control must show that point's value
   (also as ``aria-valuetext``), each control must change the frame at least once, and one
@@ -342,6 +343,12 @@ PAGE_PROBE = r"""
 EXPLORER_PROBE = r"""
 (async () => {
   const out = [];
+  // a cell that calls an explorer must show its static control (not a PNG or a text repr)
+  const missing = Array.from(document.querySelectorAll('div.cell'))
+    .filter((cell) => /\b\w+_explorer\(/.test(
+      (cell.querySelector('.cell_input') || {textContent: ''}).textContent))
+    .filter((cell) => !cell.querySelector('.cell_output .dn-explorer'))
+    .map((cell) => cell.querySelector('.cell_input').textContent.trim().split('\n')[0]);
   const roots = Array.from(document.querySelectorAll('.dn-explorer'));
   for (const [e, root] of roots.entries()) {
     const r = {title: root.getAttribute('aria-label') || ('explorer ' + e), problems: [],
@@ -390,7 +397,7 @@ EXPLORER_PROBE = r"""
       if (c.disabled || c.tabIndex < 0) r.problems.push(`${d.names[a]} is not focusable`);
     }
   }
-  return out;
+  return {explorers: out, missing: missing};
 })()
 """
 
@@ -485,8 +492,10 @@ def check_explorers(cdp: CDP, session: str, stats: dict) -> list[str]:
     """Drive every static explorer of the page (EXPLORER_PROBE), then its first slider by the
     keyboard (focus, one press of the right arrow key)."""
     problems = []
-    explorers = evaluate(cdp, session, EXPLORER_PROBE) or []
-    for i, e in enumerate(explorers):
+    found = evaluate(cdp, session, EXPLORER_PROBE) or {}
+    problems += [f"explorer cell without its static control: {m!r}"
+                 for m in found.get("missing", [])]
+    for i, e in enumerate(found.get("explorers", [])):
         mb = e["frameBytes"] / 1e6
         stats["explorers"].append((e["title"], mb, e["controls"], e["moves"]))
         problems += [f"explorer {e['title']!r}: {p}" for p in e["problems"][:5]]
