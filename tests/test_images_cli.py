@@ -369,3 +369,16 @@ def test_ctrl_c_while_loading_stops_before_the_first_step(tmp_path, monkeypatch)
               callback=lambda step, loss: seen.append(step))
     assert stop.value.step == 0 and seen == []
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 0
+
+
+def test_save_grid_enlarges_to_a_readable_width(tmp_path):
+    import matplotlib.image as mpimg
+
+    from diffnotes.images.plotting import MIN_WIDTH, save_grid
+
+    pixels = np.random.default_rng(0).integers(0, 17, size=(16, 8, 8))
+    shape = save_grid(pixels, 16, tmp_path / "g.png")
+    assert shape[1] >= MIN_WIDTH and mpimg.imread(tmp_path / "g.png").shape[:2] == shape
+    assert save_grid(pixels, 16, tmp_path / "h.png", scale=1)[1] < MIN_WIDTH
+    with pytest.raises(ValueError, match="scale"):
+        save_grid(pixels, 16, tmp_path / "x.png", scale=0)

@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .plotting import MIN_WIDTH
 from .training import PRESETS
 
 PROG = "python -m diffnotes.images"
-MIN_WIDTH = 400                      # pixels: the narrowest PNG grid written by ``sample``
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 TRAIN_FIELDS = {"steps": "training steps", "batch_size": "global minibatch size (all "
                 "processes together)", "ckpt_every": "write checkpoint.pt every this many "
@@ -328,15 +328,9 @@ def _sample(args) -> int:
         np.save(out, run.pixels)
         shape = list(run.pixels.shape)
     else:
-        import matplotlib.pyplot as plt
+        from .plotting import save_grid
 
-        from .plotting import grid
-
-        g = grid(run.pixels)
-        scale = args.scale or max(1, math.ceil(MIN_WIDTH / g.shape[1]))
-        g = g.repeat(scale, axis=0).repeat(scale, axis=1)
-        plt.imsave(out, g, cmap="gray", vmin=0, vmax=config.levels)
-        shape = list(g.shape)
+        shape = list(save_grid(run.pixels, config.levels, out, scale=args.scale))
     print(json.dumps({"out": args.out, "model": str(path), "sampler": args.sampler,
                       "n": args.n, "nfe": run.nfe, "seconds": round(seconds, 2),
                       "shape": shape}))

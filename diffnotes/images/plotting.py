@@ -37,8 +37,23 @@ def show_grid(ax, pixels, levels: int, *, ncol: int | None = None, title: str | 
     return ax
 
 
-def save_grid(pixels, levels: int, path, *, ncol: int | None = None) -> None:
-    """Write a grid of pixel images to an image file (PNG...)."""
+MIN_WIDTH = 400
+"""Width in pixels that :func:`save_grid` enlarges a grid to, at least, by default."""
+
+
+def save_grid(pixels, levels: int, path, *, ncol: int | None = None,
+              scale: int | None = None) -> tuple[int, int]:
+    """Write a grid of pixel images to an image file (PNG...), each pixel enlarged to a
+    ``scale`` x ``scale`` block (nearest neighbour; default: the smallest scale that makes the
+    grid at least :data:`MIN_WIDTH` pixels wide, so that 8x8 digits stay readable). Returns the
+    shape of the written image."""
     import matplotlib.pyplot as plt
 
-    plt.imsave(path, grid(pixels, ncol), cmap="gray", vmin=0, vmax=levels)
+    g = grid(pixels, ncol)
+    if scale is None:
+        scale = max(1, -(-MIN_WIDTH // g.shape[1]))
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be a whole number >= 1, got {scale!r}")
+    g = g.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
+    plt.imsave(path, g, cmap="gray", vmin=0, vmax=levels)
+    return g.shape
