@@ -183,8 +183,9 @@ def moons_mixture(n_components: int = 8, radius: float = 1.0, std: float = 0.12,
     is 0; the default means span :math:`[-1.5, 1.5] \times [-0.72, 0.72]`, total variance
     :math:`\operatorname{tr}\operatorname{Cov} \approx 1.07`. This is *not* the scale of
     :func:`diffnotes.data.two_moons`, which standardises the moons to total variance 2 (radius
-    :math:`\approx 1.418`): the same shape, about 1.42 times larger. Chapters 2 and 3 use this
-    mixture, Chapter 4 uses ``two_moons``.
+    :math:`\approx 1.418`): the same shape, about 1.42 times larger. Chapters 2 and 3 and
+    Chapter 4's short-horizon section use this mixture; Chapter 4's learned bridges use
+    ``two_moons``.
     """
     n_components = positive_int(n_components, "n_components", minimum=2)
     radius = positive_float(radius, "radius")

@@ -232,3 +232,31 @@ def test_mnist_backgrounds_darken_with_steps():
     for s, (q20, q50) in levels.items():
         assert q20 > q50 > heun, (s, q20, q50, heun)
     assert heun < 16, heun
+
+
+@pytest.mark.parametrize("S", [16, 100, 255])
+def test_matched_pixel_laws_differ_by_the_lattice_alone(S):
+    """'From about S = 100 the two laws are hard to tell apart': the W1 distance between the
+    Ehrenfest pixels and the rescaled VP pixels at the matched clock is the lattice floor
+    1/(2 sqrt S) (within 15%, Monte Carlo error about 0.005), 0.05 at S = 100 on a scale of
+    about one; independent of tau."""
+    from scipy.stats import wasserstein_distance
+
+    from diffnotes.data import DIGITS_LEVELS, load_digits
+    from diffnotes.sde import VPSDE
+
+    img = np.rint(load_digits()[0][0] * S / DIGITS_LEVELS).astype(np.int64)
+    for tau in (0.1, 0.6):
+        x_e, x_c = im.sampling.matched_noisings(img, tau, S, VPSDE(), 2000, rng=S)
+        w1 = wasserstein_distance(x_e.ravel(), x_c.ravel())
+        assert abs(w1 - 0.5 / np.sqrt(S)) < 0.15 * 0.5 / np.sqrt(S)
+        assert 0.9 < x_c.std() < 2.2
+
+
+def test_matched_noisings_rejects_bad_levels():
+    from diffnotes.sde import VPSDE
+
+    with pytest.raises(ValueError, match="levels_img"):
+        im.sampling.matched_noisings(np.array([[0, 17]]), 0.3, 16, VPSDE(), 10, rng=0)
+    with pytest.raises(ValueError, match="tau"):
+        im.sampling.matched_noisings(np.array([[0, 1]]), 0.0, 16, VPSDE(), 10, rng=0)

@@ -48,8 +48,8 @@ from .._checks import positive_float, positive_int
 from ..sde import _flow_grid, euler_maruyama, heun_flow
 from .training import TrainConfig, make_sde
 
-__all__ = ["SAMPLERS", "ImageRun", "ehrenfest_clock", "ehrenfest_rates", "sample",
-           "to_pixels"]
+__all__ = ["SAMPLERS", "ImageRun", "ehrenfest_clock", "ehrenfest_rates", "matched_noisings",
+           "sample", "to_pixels"]
 
 SAMPLERS = ("em", "heun", "ehrenfest")
 DEFAULT_STEPS = {"em": 1000, "heun": 18, "ehrenfest": 200}
@@ -114,6 +114,32 @@ def ehrenfest_clock(tau, S: int, sde):
     S = positive_int(S, "S")
     alpha, sigma = sde.alpha_sigma(np.asarray(tau, dtype=float))
     return 0.5 * np.log1p(S * (sigma / alpha) ** 2)
+
+
+def matched_noisings(levels_img, tau: float, S: int, sde, n_draws: int, rng):
+    r"""Noise one image of pixel levels :math:`0, \dots, S` two ways at the VP time ``tau``:
+    by the Ehrenfest process at the matched clock :math:`\theta(\tau)`
+    (:func:`ehrenfest_clock`, exact binomial draws), and by the SDE, :math:`y_\tau = \alpha
+    y_0 + \sigma\varepsilon` with :math:`y_0 = 2n/S - 1`. Both are returned in the Ehrenfest
+    scale: the scaled state :math:`x` (:func:`diffnotes.ehrenfest.scale`) and
+    :math:`(b/\sigma)\,y_\tau`, which by the proposition of Chapter 5 have the same law up to
+    the lattice (the first takes values on a lattice of spacing :math:`2/\sqrt S`). Arrays of
+    shape ``(n_draws,) + levels_img.shape``; ``rng`` a NumPy generator or seed."""
+    from .. import ehrenfest
+
+    S = positive_int(S, "S")
+    n_draws = positive_int(n_draws, "n_draws")
+    tau = positive_float(tau, "tau")
+    img = np.asarray(levels_img)
+    if not np.issubdtype(img.dtype, np.integer) or img.min() < 0 or img.max() > S:
+        raise ValueError(f"levels_img must hold whole pixel levels in 0..{S}")
+    rng = np.random.default_rng(rng)
+    alpha, sigma = (float(v) for v in sde.alpha_sigma(tau))
+    theta = float(ehrenfest_clock(tau, S, sde))
+    b = math.sqrt(-math.expm1(-2 * theta))
+    n_t = ehrenfest.sample_forward(np.broadcast_to(img, (n_draws,) + img.shape), theta, S, rng)
+    y = alpha * (2 * img / S - 1) + sigma * rng.standard_normal((n_draws,) + img.shape)
+    return ehrenfest.scale(n_t, S), b / sigma * y
 
 
 def ehrenfest_rates(eps_hat, n, S: int, theta: float):
