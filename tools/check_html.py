@@ -430,6 +430,9 @@ KEYBOARD_READ = r"""
 LAYOUT_PROBE = r"""
 (() => {
   const content = document.querySelector('main') || document.body;
+  // collapsed dropdowns (solutions) are laid out only when open
+  const closed = Array.from(content.querySelectorAll('details')).filter((d) => !d.open);
+  closed.forEach((d) => { d.open = true; });
   const wide = [];
   const blocks = content.querySelectorAll(
     'div.cell_input pre, div.cell_output pre, div.cell_output .output, div.highlight pre');
@@ -442,9 +445,8 @@ LAYOUT_PROBE = r"""
                 JSON.stringify(longest.trim().slice(0, 70)));
     }
   }
-  let columnChars = null;
-  const pre = content.querySelector('div.cell_input pre') || content.querySelector('pre');
-  if (pre) {
+  const chars = (pre) => {
+    if (!pre || pre.clientWidth === 0) return null;
     const probe = document.createElement('span');
     probe.textContent = 'x'.repeat(100);
     pre.appendChild(probe);
@@ -452,9 +454,15 @@ LAYOUT_PROBE = r"""
     probe.remove();
     const cs = getComputedStyle(pre);
     const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
-    columnChars = Math.floor(inner / charW + 1e-6);
-  }
-  return {wide: Array.from(new Set(wide)), columnChars: columnChars};
+    return Math.floor(inner / charW + 1e-6);
+  };
+  const cells = Array.from(content.querySelectorAll('div.cell_input pre'));
+  const nested = (el) => el.closest('.admonition, .solution, .exercise, details, aside');
+  const result = {wide: Array.from(new Set(wide)),
+    columnChars: chars(cells.find((el) => !nested(el)) || content.querySelector('pre')),
+    nestedChars: chars(cells.find((el) => nested(el)))};
+  closed.forEach((d) => { d.open = false; });                 // as the reader finds them
+  return result;
 })()
 """
 
@@ -559,6 +567,7 @@ def check_page(browser: Browser, url: str, shot: Path | None,
                 problems.append(f"explorer/layout probe: {exc}")
                 layout = {}
             stats["column_chars"] = layout.get("columnChars")
+            stats["nested_chars"] = layout.get("nestedChars")
             for w in layout.get("wide", [])[:8]:
                 problems.append(f"scrolls sideways at {WIDTH} px: {w}")
             if len(layout.get("wide", [])) > 8:
@@ -699,8 +708,10 @@ def print_budgets(all_stats: dict[str, dict], html: Path, site: bool) -> int:
         print(f"  built site <= {SITE_BUDGET_MB:g} MB: {size:.1f} MB")
         over += size > SITE_BUDGET_MB
     cols = sorted({st["column_chars"] for st in all_stats.values() if st.get("column_chars")})
+    nested = sorted({st["nested_chars"] for st in all_stats.values() if st.get("nested_chars")})
     if cols:
-        print(f"  text column at {WIDTH} px: {cols[0]} characters of code per line")
+        print(f"  text column at {WIDTH} px: {cols[0]} characters of code per line"
+              + (f" ({nested[0]} inside an exercise or solution)" if nested else ""))
     if over:
         print(f"check_html: {over} site budget(s) exceeded")
     return int(over)
