@@ -20,6 +20,9 @@ torch thread; evaluation time is not counted as training time.
   rule at step 0.05 (20 steps, 40 NFE); evaluated every 500 steps until it reaches the criterion
   (or 240 s of training).
 
+Run it alone with ``python -m benchmarks flow_matching`` (or ``bench_flow``): the word ``flow``
+also selects ``bench_sde``'s ``probability_flow_vs_euler_maruyama``.
+
 The harness row times the two procedures end to end (evaluations included; information only,
 target 0); the detail lines and the targets carry the numbers that count.
 """
