@@ -88,7 +88,7 @@ def fixed_step_explorer():
         "u_ba": _slider(0.5, 0.1, 2.0, 0.1, "u_BA"),
         "dt": _choice(FIXED_STEP_DTS, 0.25, "dt", slider=True),
     }, title="The fixed-step scheme and its bias",
-       grid={"dt": FIXED_STEP_DTS, "u_ab": [0.5, 1.0, 2.0]})
+       grid={"dt": (0.5, 0.25, 0.1, 0.05, 0.01), "u_ab": [0.5, 1.0, 2.0]})
 
 
 def denoising_figure(p_data_a=1.0, C=1.0, T=3.0, n_chains=100, eps=0.01, seed=0):
@@ -190,5 +190,5 @@ def n_state_explorer():
         "beta": _slider(3.0, 0.0, 8.0, 0.25, "beta"),
         "C": _slider(1.0, 0.1, 5.0, 0.1, "C"),
     }, title="Spectral gaps: classical chains against noising chains",
-       grid={"beta": [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0], "n": [5, 13, 25]})
+       grid={"beta": [0.0, 1.0, 2.0, 3.0, 5.0, 8.0], "n": [5, 13, 25]})
 

@@ -75,7 +75,7 @@ def forward_sde_explorer():
         "beta_max": _slider(20.0, 1.0, 40.0, 1.0, "beta_max"),
         "sigma_max": _slider(10.0, 1.0, 50.0, 1.0, "sigma_max"),
     }, title="Forward SDEs: the exact marginals of a diffused mixture and Euler-Maruyama",
-       grid={"kind": SDE_KINDS, "u": [0.0, 0.1, 0.3, 0.6, 1.0]})
+       grid={"kind": SDE_KINDS, "u": [0.0, 0.3, 0.6, 1.0]})
 
 
 def score_field_figure(t=0.03, kind="VP", n=1000, seed=0):
@@ -124,7 +124,7 @@ def score_field_explorer():
         "t": _slider(0.03, 0.001, 1.0, 0.05, "t", log=True),
         "kind": _choice(SDE_KINDS[:3], "VP", "SDE"),
     }, title="The exact score field and the reverse-time SDE",
-       grid={"t": [0.001, 0.01, 0.03, 0.1, 0.3, 1.0], "kind": SDE_KINDS[:3]})
+       grid={"t": [0.003, 0.03, 0.1, 0.3, 1.0], "kind": SDE_KINDS[:3]})
 
 
 SAMPLERS = ("Euler-Maruyama", "predictor-corrector", "probability-flow ODE")
