@@ -6,6 +6,9 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.ehrenfest` -- the Ehrenfest process and its OU limit (Chapter 2).
 - :mod:`diffnotes.sde` -- forward SDEs, reverse-time samplers, the probability-flow ODE (Chapter 3).
 - :mod:`diffnotes.score` -- denoising score matching in torch (Chapter 3; imported on its own).
+- :mod:`diffnotes.flow` -- flow matching: probability paths, exact mixture velocities, ODE
+  samplers (Chapter 3); :mod:`diffnotes.flow_train` learns the velocity in torch (imported on
+  its own).
 - :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
 - :mod:`diffnotes.dsb` -- DSB and bridge matching in torch (Chapter 4; imported on its own).
 - :mod:`diffnotes.images` -- U-Net score models for images, their continuous and Ehrenfest
@@ -18,12 +21,13 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.widgets` -- interactive figures (ipywidgets) with static fallbacks.
 - :mod:`diffnotes.utils` -- the compute device (CUDA when present) for the learning chapters.
 
-Dependencies run one way: ``ctmc``, ``sde``, ``bridge``, ``mixtures``, ``data`` and ``metrics``
-need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds Matplotlib.
-torch and tqdm (the ``learn`` extra, ``pip install 'diffnotes[learn]'``, with scikit-learn for
-the 8x8 digits) are imported only where a network is trained (``import diffnotes.score``,
-``diffnotes.dsb``, ``diffnotes.images``), which fail at import, naming the extra, when they are
-missing; the explorers' sliders in ``widgets`` need ipywidgets (the ``widgets`` extra).
+Dependencies run one way: ``ctmc``, ``sde``, ``flow``, ``bridge``, ``mixtures``, ``data``
+and ``metrics`` need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds
+Matplotlib. torch and tqdm (the ``learn`` extra, ``pip install 'diffnotes[learn]'``, with
+scikit-learn for the 8x8 digits) are imported only where a network is trained (``import
+diffnotes.score``, ``diffnotes.flow_train``, ``diffnotes.dsb``, ``diffnotes.images``), which
+fail at import, naming the extra, when they are missing; the explorers' sliders in ``widgets``
+need ipywidgets (the ``widgets`` extra).
 """
 
 from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde

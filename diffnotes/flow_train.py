@@ -30,7 +30,7 @@ rate, gradient clipping, :class:`~diffnotes.score.EMA`), and returns a
 
 from __future__ import annotations
 
-from ._optional import score_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
+from ._optional import flow_train_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 import time as _time
 
 import numpy as np
