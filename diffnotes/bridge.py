@@ -448,6 +448,14 @@ class GaussianBridge:
         path = (1 - tt) * x0 + tt * x1 + self.sigma * (W[:-1] - tt * W[-1])
         return x0, x1, path
 
+    def drift(self, t: float, x) -> np.ndarray:
+        r"""The drift :math:`u_t(x)` of the bridge as an SDE, :math:`dX_t = u_t(X_t)\,dt +
+        \sigma\,dW_t` from :math:`\mathcal N(m_0, \Sigma_0)`; ``x`` of shape ``(n, d)``, returns
+        ``(n, d)`` (:func:`diffnotes.bridge_dynamic.drift`)."""
+        from .bridge_dynamic import drift
+
+        return drift(self, t, x)
+
     def reference_joint(self) -> tuple[np.ndarray, np.ndarray]:
         r"""Mean and covariance of :math:`(X_0, X_1)` under the reference started at
         :math:`\mathcal N(m_0, \Sigma_0)`: :math:`X_1 = X_0 + \sigma W_1`, so the covariance is
