@@ -108,7 +108,8 @@ lab: $(STAMP)
 	@# make the jupytext notebook view the default viewer of .md files, for this venv only
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	$(BIN)/jupyter lab --ServerApp.root_dir=book $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+	@# a live session draws its figures on demand: no precomputed frames for the static HTML
+	DIFFNOTES_STATIC_FRAMES=0 $(BIN)/jupyter lab --ServerApp.root_dir=book $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 ## bench         run the benchmarks (python -m benchmarks)
 bench: $(STAMP)

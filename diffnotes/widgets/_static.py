@@ -146,7 +146,7 @@ class Explorer(_Base):
     def __init__(self, figure: Callable, controls: dict, *, title: str = "",
                  grid: dict | None = None):
         if _w is None:  # pragma: no cover
-            raise ImportError("Explorer needs ipywidgets: pip install ipywidgets")
+            raise ImportError("Explorer needs ipywidgets: pip install 'diffnotes[widgets]'")
         self.figure = figure
         self.controls = dict(controls)
         self.title = title
