@@ -139,8 +139,13 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
         (then ``labels`` is None).
     p_uncond : float in (0, 1)
         Probability of the null label: the share of the steps spent on the unconditional score.
-    Other parameters
+    n_steps, batch_size, lr, ema_decay, t_min, seed, device, progress, grad_clip, cpu_threads
         As for :func:`diffnotes.score.train`.
+
+    Returns
+    -------
+    TrainResult
+        Of :mod:`diffnotes.score`; sample from its ``ema``.
     """
     if not isinstance(model, ConditionalScoreMLP):
         raise ValueError(f"model must be a ConditionalScoreMLP, got {type(model).__name__}")
