@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from diffnotes._checks import as_rng, positive_float, positive_int, real_array
-from diffnotes.metrics import Floor
+from diffnotes.metrics import Floor, mmd
 
 from .classifier import N_CLASSES, Classifier, _classifier, _images
 
@@ -235,13 +235,12 @@ def kid(features_a, features_b) -> float:
 
     Its expectation is the population MMD² (zero for two samples of one law) at every
     sample size, so, unlike the Fréchet distance, it has no bias of order ``d / n``; it can
-    come out negative. It needs no ``n > d``."""
+    come out negative. It needs no ``n > d``. Computed by :func:`diffnotes.metrics.mmd` with
+    this kernel."""
     a = _features(features_a, "features_a")
     b = _features(features_b, "features_b", d=a.shape[1])
-    d, m, n = a.shape[1], a.shape[0], b.shape[0]
-    k_aa, k_bb, k_ab = ((u @ v.T / d + 1.0) ** 3 for u, v in ((a, a), (b, b), (a, b)))
-    return float((k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
-                 + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1)) - 2.0 * k_ab.mean())
+    d = a.shape[1]
+    return mmd(a, b, kernel=lambda u, v: (u @ v.T / d + 1.0) ** 3)
 
 
 def classifier_kid(classifier: Classifier, images_a, images_b, batch_size: int = 500) -> float:
