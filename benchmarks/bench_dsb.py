@@ -24,11 +24,11 @@ import time
 import numpy as np
 import torch
 
-from diffnotes import bridge, data
+from diffnotes import bridge, data, dsb_problems
 from diffnotes.dsb import DSB, BridgeMatching, coupling
 from diffnotes.metrics import mmd, noise_floor, sliced_wasserstein2
 
-from .harness import Case, benchmark
+from .harness import Case, benchmark, target
 from .harness import one_thread as _one_thread
 from .harness import timed as _timed
 
@@ -118,6 +118,101 @@ def dsb_two_moons():
         target=0.0,
         check=_one_thread(check),
         repeats=5,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The reference code's own 2-D problem: the s-curve -> N(0, 49 I), OU reference
+# --------------------------------------------------------------------------------------------
+S_CURVE_FIT = dict(batch_size=512, lr=1e-4, n_train=5000, cache_size=10_000, cache_refresh=100)
+"""The reference code's 2-D settings (conf/dataset/2d.yaml, num_iter=5000 as in its README)."""
+S_CURVE_REFERENCE = {"SW2": (1.25, 1.01, 1.23), "seconds": (68, 84, 86)}
+"""The reference code on this 2-core machine, one torch thread (issue 13): per IPF iteration."""
+S_CURVE_OLD = dict(hidden=128, embed_dim=32, drift_scale=1.0)
+"""The old defaults of DSB: 128 wide, ScoreMLP's time embedding (32 features, frequencies up to
+1000), the networks predicting the drifts in the points' units."""
+S_CURVE_GOOD_FIT = dict(n_ipf=6, fit=dict(lr=1e-3))
+"""Settings of our choosing for the 2x-floor target (``DIFFNOTES_BENCH_FULL=1``)."""
+
+
+def s_curve_run(n_ipf, fit=None, model=None, n=2000, seed=0):
+    """Train ``DSB(2, 20, 0.01, alpha=1/49, **model)`` on the s-curve problem, one IPF iteration
+    at a time, and score it after each: the wall and CPU seconds of the iteration, and the
+    sliced-W2 and MMD of ``n`` points generated from ``n`` prior draws against ``n`` fresh data
+    draws. Returns a list of dicts, one per iteration."""
+    fit = {**S_CURVE_FIT, **(fit or {})}
+    m = DSB(2, 20, 0.01, alpha=dsb_problems.S_CURVE_ALPHA, seed=seed, **(model or {}))
+    target = dsb_problems.s_curve(n, 123 + seed)
+    z = dsb_problems.s_curve_prior(n, 5 + seed)
+    rows = []
+    for it in range(n_ipf):
+        t0, c0 = time.perf_counter(), time.process_time()
+        m.fit(dsb_problems.s_curve, dsb_problems.s_curve_prior, n_ipf=1, seed=1000 * seed + it,
+              progress=False, **fit)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        x = m.sample_backward(z, seed=it)[0]
+        rows.append(dict(iteration=it + 1, wall=wall, cpu=cpu,
+                         sw2=sliced_wasserstein2(x, target), mmd=mmd(x, target)))
+    return rows
+
+
+def _s_curve_floors(n=2000):
+    return (noise_floor(sliced_wasserstein2, dsb_problems.s_curve, n, 7, n_repeats=10),
+            noise_floor(mmd, dsb_problems.s_curve, n, 7, n_repeats=10))
+
+
+def _print_rows(label, rows, fl_sw, fl_mmd):
+    for r in rows:
+        _line(f"{label} iteration {r['iteration']}: {r['wall']:.1f} s wall ({r['cpu']:.1f} s "
+              f"CPU); SW2 {r['sw2']:.3f} ({r['sw2'] / fl_sw.mean:.2f}x floor), MMD "
+              f"{r['mmd']:.4f} ({(r['mmd'] - fl_mmd.mean) / fl_mmd.std:+.1f} floor SDs)")
+
+
+@benchmark
+def dsb_s_curve():
+    """The DSB reference code's 2-D configuration (issue 13, item 1)."""
+    state = {}
+    good = {k: (dict(v) if isinstance(v, dict) else v) for k, v in S_CURVE_GOOD_FIT.items()}
+
+    def candidate():
+        state["new"] = s_curve_run(2)
+        return state["new"]
+
+    def check(_, __):
+        fl_sw, fl_mmd = _s_curve_floors()
+        _line("s-curve (reference code's scaling) -> N(0, 49 I), OU reference towards it, 20 "
+              "steps of gamma 0.01, batch 512, Adam 1e-4, 5000 steps per half-step, cache "
+              "10,000 paths redrawn every 100 steps; 2000 samples vs 2000 fresh draws")
+        _line(f"noise floors: SW2 {fl_sw}; MMD {fl_mmd}")
+        ref = S_CURVE_REFERENCE
+        _line("reference code (issue 13, this machine): SW2 " + ", ".join(
+            f"{v:.2f}" for v in ref["SW2"]) + "; seconds " + ", ".join(
+            f"{v:d}" for v in ref["seconds"]))
+        if FULL:
+            _print_rows("old defaults", s_curve_run(2, model=S_CURVE_OLD), fl_sw, fl_mmd)
+        rows = state["new"]
+        _print_rows("DSB defaults", rows, fl_sw, fl_mmd)
+        last, slowest = rows[-1]["sw2"], max(r["wall"] for r in rows)
+        target("dsb s-curve: SW2 <= 1.0 after two IPF iterations", last <= 1.0,
+               f"SW2 {last:.3f} (reference code 1.01)")
+        target("dsb s-curve: <= 28 s per IPF iteration (one thread)", slowest <= 28.0,
+               f"slowest {slowest:.1f} s wall, {max(r['cpu'] for r in rows):.1f} s CPU "
+               f"(reference code 84 s)")
+        if FULL:
+            rows = s_curve_run(good.pop("n_ipf"), **good)
+            _print_rows("our settings", rows, fl_sw, fl_mmd)
+            best = min(r["sw2"] for r in rows)
+            target("dsb s-curve: SW2 <= 2x the floor with settings of our choosing",
+                   best <= 2 * fl_sw.mean, f"best SW2 {best:.3f} = {best / fl_sw.mean:.2f}x the "
+                   f"floor ({S_CURVE_GOOD_FIT})")
+
+    return Case(
+        name="dsb: s-curve, the reference code's 2-D problem",
+        baseline=lambda: None,
+        candidate=_one_thread(candidate),
+        target=0.0,
+        check=_one_thread(check),
+        repeats=1,
     )
 
 

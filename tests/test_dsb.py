@@ -136,6 +136,7 @@ def test_reproducible(cls):
     (lambda: DSB(1, 3, -0.1), "gamma"),
     (lambda: DSB(1, 3, 0.1, alpha=-1.0), "alpha"),
     (lambda: DSB(1, 3, 0.5, alpha=3.0), "alpha"),
+    (lambda: DSB(1, 3, 0.1, drift_scale=0.0), "drift_scale"),
     (lambda: DSB(1).fit(standard_normal, n_ipf=0), "n_ipf"),
     (lambda: DSB(1).fit(standard_normal, lr=0.0), "lr"),
     (lambda: DSB(1).fit(standard_normal, ema_decay=1.0), "ema_decay"),
@@ -161,3 +162,42 @@ def test_bad_inputs(make, match):
 def test_sampling_before_fit_raises():
     with pytest.raises(RuntimeError, match="fit"):
         DSB(1).sample_backward(np.zeros((3, 1)))
+
+
+def test_s_curve_problem():
+    """The reference code's s-curve: scikit-learn's make_s_curve columns 0 and 2 standardised
+    by their pooled mean and std and times 7 (here the law's own constants); prior N(0, 49 I)."""
+    from diffnotes import dsb_problems as P
+
+    x = P.s_curve(200_000, 0)
+    assert x.shape == (200_000, 2)
+    assert np.allclose(x.mean(0), 0.0, atol=0.05)
+    assert (x - x.mean()).std() == pytest.approx(7.0, rel=0.005)      # pooled std
+    assert P.S_CURVE_VAR == 49.0 and P.S_CURVE_ALPHA == pytest.approx(1 / 49)
+    # on the curve (sin t, sign(t)(cos t - 1)) scaled by 7 / s: (u^2 + (|v| - 1)^2 = 1)
+    u, v = x.T / (7.0 / np.sqrt(1 + 2 / (3 * np.pi)))
+    assert np.allclose(u**2 + (np.abs(v) - 1) ** 2, 1.0)
+    sk = pytest.importorskip("sklearn.datasets")
+    raw = sk.make_s_curve(200_000, noise=0.0, random_state=1)[0][:, [0, 2]]
+    y = (raw - raw.mean()) / raw.std() * 7
+    assert np.allclose(np.sort(y[:, 1])[::1000], np.sort(x[:, 1])[::1000], atol=0.15)
+    p = P.s_curve_prior(100_000, 1)
+    assert p.var(0) == pytest.approx([49.0, 49.0], rel=0.02)
+    from diffnotes.dsb import s_curve  # importable from diffnotes.dsb too
+    assert s_curve is P.s_curve
+
+
+def test_one_time_for_all_rows_is_the_same_network():
+    """The cache's fast path (one time for all rows, its embedding folded into a bias) gives the
+    network's own numbers."""
+    m = DSB(2, 5, 0.05, embed_dim=8)
+    x = torch.randn(300, 2)
+    s = torch.tensor(0.3)
+    assert torch.allclose(m.backward_net(x, s), m.backward_net(x, s.expand(300)), atol=1e-5)
+    # the default drift scale: the spread of the points (here 1) over T, set at the first fit
+    g = DSB(1, N, GAMMA, **SMALL)
+    assert g.drift_scale is None
+    g.fit(standard_normal, "gaussian", n_ipf=1, n_train=2, **FAST)
+    assert g.drift_scale == pytest.approx(1 / g.T, rel=0.1)
+    assert float(g.backward_net.out_scale) == pytest.approx(g.drift_scale)
+    assert float(DSB(1, 4, 0.1, drift_scale=3.0).forward_net.out_scale) == 3.0
