@@ -350,3 +350,23 @@ def test_separated_classes_tilted_law_is_the_class_but_guidance_still_moves_it()
     # measured shift of the mean ~0.10 (standard error 0.5 / sqrt(4000) = 0.008)
     assert x.mean() - 3.0 > 0.06
     assert wasserstein1(x, grid, y_weights=tilt) > 0.06      # floor ~0.015
+
+
+def test_tilted_laws_are_not_the_diffusions_of_one_another():
+    """The guided score at time t is the score of q_t(x|c)^(1+w) q_t(x)^(-w); for w not in
+    {-1, 0} that law is not the tilted data law diffused to t."""
+    m = mix1d()
+    grid = np.linspace(-6, 8, 2801)
+    h = grid[1] - grid[0]
+    alpha, sigma = VP.alpha_sigma(0.3)
+    kernel = np.exp(-0.5 * ((grid[:, None] - alpha * grid[None, :]) / sigma) ** 2)
+    kernel /= np.sqrt(2 * np.pi) * sigma
+    tv = {}
+    for w in [-1.0, 0.0, 2.0]:
+        diffused = kernel @ (tilted_density(m, grid, 1, w) * h)
+        logp = (1 + w) * m.log_prob(grid, 0.3, VP, label=1) - w * m.log_prob(grid, 0.3, VP)
+        tilted_t = np.exp(logp - logp.max())
+        tilted_t /= np.trapezoid(tilted_t, grid)
+        tv[w] = 0.5 * np.trapezoid(np.abs(diffused - tilted_t), grid)
+    assert tv[-1.0] < 1e-6 and tv[0.0] < 1e-6
+    assert tv[2.0] > 0.05                          # measured 0.185
