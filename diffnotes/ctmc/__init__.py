@@ -15,6 +15,10 @@ Conventions, stated once for the whole module
 * Randomness comes only from an explicit ``rng`` argument: an ``int`` seed or a
   :class:`numpy.random.Generator`.
 * Populations of chains are arrays of states with shape ``(n_times, n_chains)``.
+
+The code is in three parts, re-exported here: ``diffnotes/ctmc/_generators.py`` (generators,
+marginals and closed forms), ``_reversal.py`` (time reversal) and ``_simulation.py``
+(simulating populations of chains).
 """
 
 from __future__ import annotations

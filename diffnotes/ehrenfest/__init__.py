@@ -20,6 +20,10 @@ Conventions of the Ehrenfest module
   an explicit ``rng`` (an ``int`` seed or a :class:`numpy.random.Generator`).
 * NumPy/SciPy only; torch is imported inside the learning functions
   (:func:`rate_matching_loss`, :func:`fit_rate_model`, :func:`model_rates`).
+
+The code is in four parts, re-exported here: ``diffnotes/ehrenfest/_process.py`` (the forward
+process, its closed forms and the OU scaling), ``_rates.py`` (the reverse rates and the transfer
+of a score), ``_samplers.py`` (the reverse samplers) and ``_learning.py`` (rate matching).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 r"""Scoring image samples with a classifier of our own: Fréchet distance, KID, their floors,
-a memorisation check and label statistics.
+a memorisation check and label statistics (Chapter 5).
 
 The *Fréchet Inception Distance* (FID) of Heusel et al. (2017) compares Gaussians fitted to the
 features of an ImageNet-trained Inception-v3 network on generated and real images. **The

@@ -65,6 +65,10 @@ above zero even for a perfect network (for the :math:`\sigma^2`-weighted loss, a
 keeps an exponential moving average of its weights, :func:`train` fits it with Adam on samples
 of the data alone, and :func:`score_function` turns the result into the ``score(x, t)`` that
 the samplers of :mod:`diffnotes.sde` take.
+
+The code is in three parts, re-exported here: ``diffnotes/score/_losses.py`` (the
+parameterisations and the losses), ``_networks.py`` (:class:`ScoreMLP`, :class:`EMA`,
+:func:`score_function`) and ``_training.py`` (:func:`train`).
 """
 
 

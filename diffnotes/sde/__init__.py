@@ -31,6 +31,10 @@ time and returning an array of shape ``(m, d)``, such as
 :func:`predictor_corrector` also run on torch tensors (on any device) when the starting points
 are a tensor and ``rng`` a ``torch.Generator``; :func:`heun_flow` runs on torch tensors
 whenever the starting points are one.
+
+The code is in three parts, re-exported here: ``diffnotes/sde/_processes.py`` (the forward
+SDEs and the Fokker-Planck solver), ``_samplers.py`` (the reverse-time SDE samplers) and
+``_flow.py`` (the probability-flow ODE and the likelihood).
 """
 
 from __future__ import annotations
