@@ -290,6 +290,8 @@ def test_learned_scores_match_the_exact_ones(trained):
     assert np.all(cond[1:] < [0.15, 0.06]) and cond[0] < 0.4
     assert np.all(uncond[1:] < [0.15, 0.06]) and uncond[0] < 0.7
     assert np.all(guided[1:] < [0.3, 0.15])
+    # the weights 1 + w and -w amplify the errors of both outputs
+    assert np.all(guided > cond) and np.all(guided[1:] > uncond[1:])
     # an untrained network is far off: the bounds are not vacuous
     fresh = guidance.ConditionalScoreMLP(2, 2, seed=1)
     assert np.all(guidance.score_errors(fresh, mix, VP, times[1:], 0, 0.0, rng=1) > 0.5)
@@ -338,7 +340,7 @@ def test_learned_guidance_bad_input(trained):
 
 
 def test_separated_classes_tilted_law_is_the_class_but_guidance_still_moves_it():
-    """Exercise ex-ch3g-separated: classes 6 standard deviations apart; the tilted law is the
+    """Exercise ex-ch3g-separated: classes 12 standard deviations apart; the tilted law is the
     class-conditional law to 1e-3 in W1, the guided sampler's output is not."""
     m = LabelledMixture([0.5, 0.5], [-3.0, 3.0], [0.25, 0.25], [0, 1])
     grid = np.linspace(-8, 12, 8001)
