@@ -524,7 +524,7 @@ def sample_unmask(denoiser: Callable, m: int, d: int, n: int, T: float, *, rng, 
 def sample_tau(kind: str, denoiser: Callable, m: int, d: int, n: int, T: float, *, rng,
                n_steps: int, schedule: Schedule | None = None,
                t_min: float = 1e-3) -> DiscreteRun:
-    r"""Tau-leaping (Chapter 2's idea, :cite:t:`campbell2022ctdd`) on a grid uniform in
+    r"""Tau-leaping (Chapter 2's idea; Campbell et al. 2022) on a grid uniform in
     :math:`\log t` from ``T`` down to ``t_min``.
 
     On each step of length ``h`` the rates :func:`reverse_rates` are frozen at the step's start

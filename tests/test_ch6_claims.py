@@ -1,0 +1,132 @@
+"""Every claim of Chapter 6 (book/06_discrete.md), checked on the chapter's own problem."""
+
+import numpy as np
+import pytest
+
+from diffnotes import discrete as D
+from diffnotes import ehrenfest
+
+N, DIM, T = 3, 2, 6.0
+P0 = np.array([[0.30, 0.02, 0.08],
+               [0.02, 0.25, 0.03],
+               [0.10, 0.05, 0.15]])
+W0 = P0.ravel()
+CLEAN = D.joint_states(N, DIM)
+ENTROPY = -(W0 * np.log(W0)).sum()
+
+
+def tv(p, q):
+    return 0.5 * np.abs(np.ravel(p) - np.ravel(q)).sum()
+
+
+def hist(states, m=None):
+    idx = N * states[:, 0] + states[:, 1]
+    return np.bincount(idx, minlength=N**DIM) / len(idx)
+
+
+def test_mixing_of_the_three_chains():
+    """uniform TV = (1 - 1/n) alpha, masked = alpha; Ehrenfest (S = 16) is last below 0.1
+    and stays near one for small t."""
+    n, S = 17, 16
+    for t in (0.3, 1.0, 2.0):
+        P = D.transition_matrix("uniform", n, t)
+        assert abs(tv(P[0], np.full(n, 1 / n)) - (1 - 1 / n) * np.exp(-t)) < 1e-12
+        Pm = D.transition_matrix("masked", n, t)
+        assert abs(tv(Pm[0], np.eye(n + 1)[n]) - np.exp(-t)) < 1e-12
+    stat = ehrenfest.transition_matrix(S, 60.0, n0=0)[0]
+    ts = np.linspace(0.01, 5, 500)
+    e = np.array([tv(ehrenfest.transition_matrix(S, t, n0=0)[0], stat) for t in ts])
+    t10 = {"u": ts[np.argmax((1 - 1 / n) * np.exp(-ts) < 0.1)],
+           "m": ts[np.argmax(np.exp(-ts) < 0.1)], "e": ts[np.argmax(e < 0.1)]}
+    assert t10["u"] < t10["m"] < t10["e"]
+    assert t10["e"] > t10["m"] + 0.3
+    # at t = 1 the Ehrenfest chain is far behind the masked chain
+    i1 = np.argmin(np.abs(ts - 1.0))
+    assert e[i1] > 1.4 * np.exp(-ts[i1])
+
+
+def test_masked_count_is_binomial():
+    """Exercise ex-ch6-marginal: the number of masks is Bin(d, 1 - alpha) whatever the data."""
+    rng = np.random.default_rng(0)
+    d, t, m = 6, 0.7, 100_000
+    for x0 in (np.zeros((m, d), int), rng.integers(0, 4, (m, d))):
+        k = (D.sample_forward("masked", x0, t, 4, rng) == 4).sum(1)
+        p = 1 - np.exp(-t)
+        assert abs(k.mean() - d * p) < 5 * np.sqrt(d * p * (1 - p) / m)
+        assert abs(k.var() - d * p * (1 - p)) < 0.02
+
+
+def test_total_unmasking_rate():
+    """Exercise ex-ch6-total-rate: rates out of a masked coordinate sum to w(t)."""
+    r = np.random.default_rng(5)
+    x = np.array([[3, 1], [3, 3]])
+    R = D.reverse_rates("masked", 3, x, 0.4, r.dirichlet(np.ones(3), (2, 2)))
+    w = D.masked_weight(0.4)
+    assert np.allclose(R.sum(-1), np.where(x == 3, w, 0.0))
+
+
+def test_exact_denoiser_elbo_is_nearly_tight():
+    for kind, bound in (("masked", 3e-4), ("uniform", 3e-5)):
+        e = D.elbo(kind, D.exact_denoiser(kind, P0, N), CLEAN, N, T)["total"]
+        gap = (W0 * e).sum() - ENTROPY
+        assert 0 < gap < bound
+
+
+@pytest.fixture(scope="module")
+def learned():
+    import torch
+
+    from diffnotes import discrete_learn as DL
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    data = CLEAN[rng.choice(len(CLEAN), 2000, p=W0)]
+    out = {"emp": hist(data)}
+    for kind in D.KINDS:
+        model, _ = DL.fit_denoiser(kind, data, N, T=T, steps=1500)
+        out[kind] = DL.as_denoiser(kind, model, N)
+    return out
+
+
+def test_learned_models(learned):
+    tv_emp = tv(learned["emp"], W0)
+    assert 0.01 < tv_emp < 0.05  # "a TV of a few hundredths"
+    for kind in D.KINDS:
+        den = learned[kind]
+        nelbo = (W0 * D.elbo(kind, den, CLEAN, N, T)["total"]).sum()
+        law = D.model_likelihood(kind, den, N, DIM, T).ravel()
+        nll = -(W0 * np.log(law)).sum()
+        assert ENTROPY < nll <= nelbo < nll + 0.02  # "the bound holds and is close"
+        assert tv(law, W0) < 2 * tv_emp  # "on the scale of the samples' own TV"
+        num = den_ = 0.0
+        for t in (0.1, 0.5, 2.0):
+            Ge = D.exact_reverse_generator(kind, P0, t, N)
+            Gl = D.model_generator(kind, den, t, N, DIM)
+            off = ~np.eye(len(Ge), dtype=bool) & (Ge > 0)
+            num += ((Gl - Ge)[off] ** 2).sum()
+            den_ += (Ge[off] ** 2).sum()
+        assert np.sqrt(num / den_) < 0.3
+
+
+def test_samplers_as_the_chapter_says():
+    m = 20_000
+    exact = {k: D.exact_denoiser(k, P0, N) for k in D.KINDS}
+    target = {k: D.model_likelihood(k, exact[k], N, DIM, T).ravel() for k in D.KINDS}
+    floor = 0.02  # TV of 20000 draws on 9 cells: about 0.012
+    tvs = [tv(hist(D.sample_unmask(exact["masked"], m, DIM, N, T, rng=1,
+                                   n_steps=s).states), target["masked"])
+           for s in (1, 5, 100)]
+    assert tvs[0] > tvs[1] > tvs[2] and tvs[2] < floor
+    prod = np.outer(P0.sum(1), P0.sum(0))
+    assert abs(tvs[0] - tv(prod, P0)) < 0.03  # exercise ex-ch6-one-step
+    rej = {}
+    for kind in D.KINDS:
+        run = D.sample_tau(kind, exact[kind], m, DIM, N, T, rng=2, n_steps=60)
+        assert tv(hist(run.states), target[kind]) < 0.04
+        rej[kind] = run.n_rejected
+    assert rej["uniform"] > 3 * rej["masked"]
+    # near T a uniform coordinate jumps at about (n-1)/n, a masked one is unmasked at w(T)
+    x = np.array([[0, 1]])
+    R = D.reverse_rates("uniform", N, x, T - 0.5, exact["uniform"](x, [T - 0.5]))
+    assert np.allclose(R.sum(-1), (N - 1) / N, rtol=0.05)
+    assert D.masked_weight(T - 0.5) < 0.01
