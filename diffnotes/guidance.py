@@ -19,6 +19,8 @@ Torch.
 
 from __future__ import annotations
 
+# missing torch: the pip hint (it names diffnotes.score, whose needs these are)
+from ._optional import score_needs  # noqa: F401  # isort: skip
 import time as _time
 from collections.abc import Callable
 
@@ -159,7 +161,9 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
     ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
     if not ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-    t_min = positive_float(t_min, "t_min", upper=sde.T)
+    t_min = positive_float(t_min, "t_min")
+    if not t_min < sde.T:
+        raise ValueError(f"t_min must be < sde.T = {sde.T:g}, got {t_min:g}")
     seed = positive_int(seed, "seed", minimum=0)
     d = model.dim
     if callable(data):
@@ -217,8 +221,8 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
 def guided_score_function(model: ConditionalScoreMLP, sde, label, w: float) -> Callable:
     r"""The learned guided score :math:`(1 + w)\,s_\theta(x, t, c) - w\,s_\theta(x, t,
     \varnothing)` as a function ``(x, t)`` for the samplers of :mod:`diffnotes.sde`
-    (NumPy in, float64 out; a tensor in, a tensor out). ``w >= -1``; ``label=None`` gives the
-    unconditional score (and then ``w`` is ignored)."""
+    (NumPy in, float64 out; a tensor in, a tensor out). ``label`` an int (``None``: the
+    unconditional score, and then ``w`` is ignored), ``w >= -1``."""
     if not isinstance(model, ConditionalScoreMLP):
         raise ValueError(f"model must be a ConditionalScoreMLP, got {type(model).__name__}")
     sde = _check_linear(sde)

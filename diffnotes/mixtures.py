@@ -303,6 +303,12 @@ class LabelledMixture(GaussianMixture):
             raise ValueError("label must be an int in 0..C-1 (or one per point), got None")
         return self.score(x, t, sde, label) - self.score(x, t, sde)
 
+    def diffuse(self, alpha, sigma) -> LabelledMixture:
+        r"""The law of :math:`\alpha X + \sigma \varepsilon`, as for
+        :meth:`GaussianMixture.diffuse`, with the labels kept (so :meth:`at` is labelled too)."""
+        g = super().diffuse(alpha, sigma)
+        return LabelledMixture(g.weights, g.means, g.covs, self.labels)
+
     def guided_score_function(self, sde, label, w: float):
         """The guided score :func:`guided_score` as a function ``(x, t)`` for the samplers of
         :mod:`diffnotes.sde`."""

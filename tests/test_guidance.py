@@ -92,6 +92,17 @@ def test_classifier_is_bayes_rule_and_its_gradient_is_the_score_difference(t):
                                    m.score(POINTS, **kw) + g, rtol=1e-5, atol=1e-6)
 
 
+def test_diffused_labelled_mixture_keeps_its_labels():
+    m = mix3()
+    mt = m.at(0.3, VP)
+    assert isinstance(mt, LabelledMixture)
+    for label in [None, 2]:
+        np.testing.assert_allclose(mt.log_prob(POINTS, label=label),
+                                   m.log_prob(POINTS, 0.3, VP, label=label), rtol=1e-10)
+        np.testing.assert_allclose(mt.score(POINTS, label=label),
+                                   m.score(POINTS, 0.3, VP, label=label), rtol=1e-8, atol=1e-10)
+
+
 def test_labelled_samples_follow_class_weights_and_conditionals():
     m = mix3()
     x, y = m.sample_labelled(20000, 0)
@@ -273,6 +284,13 @@ def test_conditional_mlp_shapes_labels_and_null_label(trained):
     assert not torch.allclose(model(x, 0.3, 0), model(x, 0.3, 1))
     per_point = model(x, 0.3, torch.tensor([0, 1, 0, 1, 2]))
     np.testing.assert_allclose(per_point[1].numpy(), model(x, 0.3, 1)[1].numpy(), rtol=1e-6)
+    # the null label is what diffnotes.score's wrapper of a plain ScoreMLP evaluates
+    from diffnotes import score as sm
+
+    xs = np.random.default_rng(0).normal(size=(7, 2))
+    np.testing.assert_allclose(sm.score_function(model, VP)(xs, 0.3),
+                               guidance.guided_score_function(model, VP, None, 5.0)(xs, 0.3),
+                               rtol=1e-6)
     # the score of the noise parameterisation is -eps_hat / sigma
     _, sigma = VP.alpha_sigma(0.3)
     np.testing.assert_allclose(model.score(x, 0.3, VP, 1).numpy(),
@@ -331,6 +349,8 @@ def test_learned_guidance_bad_input(trained):
         guidance.guided_score_function(model, VP, 0, -2.0)
     with pytest.raises(ValueError, match="sde"):
         guidance.guided_score_function(model, object(), 0, 1.0)
+    with pytest.raises(ValueError, match="t_min"):
+        guidance.train(model, VP, mix.sample_labelled, t_min=1.0, n_steps=1)
     with pytest.raises(ValueError, match="n_classes"):
         guidance.ConditionalScoreMLP(2, 0)
     # a labelled array trains too
