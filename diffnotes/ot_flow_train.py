@@ -1,0 +1,160 @@
+r"""Flow matching with a coupling: OT, Schrödinger-bridge and rectified (reflow) flow matching
+in torch (Chapter 4; the couplings are in :mod:`diffnotes.ot_couplings`).
+
+:func:`train` is :func:`diffnotes.flow_train.train` with the pairs :math:`(x_0, x_1)` of each
+batch drawn from a coupling instead of independently: in every step it draws :math:`m` data
+points and :math:`m` noise points, pairs them with :func:`diffnotes.ot_couplings.pair`
+(``"independent"``, ``"ot"`` or ``"sb"``, computed in NumPy on the CPU), or draws :math:`m`
+rows of given pairs (``"paired"``, for reflow), and regresses the velocity on the target of
+:func:`diffnotes.ot_couplings.bridge_interpolant`,
+
+.. math::
+    \mathcal L(\theta) = \mathbb E\,\bigl|v_\theta(x_t, t) - u_t\bigr|^2,\qquad
+    t \sim \mathcal U(t_\varepsilon, 1 - t_\varepsilon),
+
+with :math:`t_\varepsilon = 0` when :math:`\sigma = 0` (the linear path: the loss is then the
+conditional flow-matching loss of :func:`diffnotes.flow_train.cfm_loss`) and
+:math:`t_\varepsilon = 10^{-3}` otherwise (the Brownian bridge's target is singular at the
+ends). The result is sampled with :func:`diffnotes.flow_train.velocity_function` and
+:func:`diffnotes.flow.sample_ode`.
+"""
+
+from __future__ import annotations
+
+from .flow_train import velocity_function  # noqa: F401  # isort: skip (torch check first)
+import time as _time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import positive_float, positive_int, real_array
+from .ot_couplings import COUPLINGS, _ot_pairing, _sb_pairing, bridge_interpolant
+from .score import EMA, TrainResult, _batches, _optimise
+from .utils import device as default_device
+from .utils import torch_threads
+
+__all__ = ["train"]
+
+T_EPS = 1e-3
+r"""The margin :math:`t_\varepsilon` of the training times when ``sigma > 0``."""
+
+
+def _paired(data, dim, batch_size, dev, gen):
+    if not (isinstance(data, tuple | list) and len(data) == 2):
+        raise ValueError("data must be a pair (x0, x1) of arrays of shape (n, d) for "
+                         "coupling='paired'")
+    x0, x1 = (real_array(a, name, ndim=2) for a, name in zip(data, ("x0", "x1"), strict=True))
+    if x0.shape != x1.shape or x0.shape[1] != dim or x0.shape[0] < 1:
+        raise ValueError(f"x0 and x1 must both have shape (n, {dim}) (the model's dim), got "
+                         f"{x0.shape} and {x1.shape}")
+    a = torch.as_tensor(x0, dtype=torch.float32, device=dev)
+    b = torch.as_tensor(x1, dtype=torch.float32, device=dev)
+
+    def draw():
+        i = torch.randint(0, a.shape[0], (batch_size,), generator=gen, device=dev)
+        return a[i], b[i]
+
+    return draw
+
+
+def _coupled(data, dim, batch_size, dev, gen, seed, coupling, sigma):
+    draw_x1 = _batches(data, dim, batch_size, dev, gen, seed)
+    rng = np.random.default_rng([seed, 1])
+
+    def draw():
+        x1 = draw_x1()
+        x0 = torch.randn(x1.shape, generator=gen, device=dev, dtype=x1.dtype)
+        if coupling == "independent":
+            return x0, x1
+        a, b = x0.double().cpu().numpy(), x1.double().cpu().numpy()
+        idx = _ot_pairing(a, b) if coupling == "ot" else _sb_pairing(a, b, sigma, rng)
+        return x0, x1[torch.as_tensor(idx, device=dev)]
+
+    return draw
+
+
+def train(model: nn.Module, data, coupling: str = "ot", sigma: float = 0.0, *,
+          n_steps: int = 1000, batch_size: int = 256, lr: float = 2e-2,
+          ema_decay: float = 0.995, seed: int = 0, device=None, progress: bool = True,
+          grad_clip: float | None = 1.0, leave: bool = True, cpu_threads: int | None = 1
+          ) -> TrainResult:
+    r"""Fit ``model`` (``model(x, t) -> (m, d)``, read as a velocity, e.g.
+    :class:`diffnotes.score.ScoreMLP`) by flow matching with a coupling.
+
+    Parameters
+    ----------
+    data : array of shape (n, d), sampler ``data(n, rng)``, or pair ``(x0, x1)``
+        The data (an array or sampler, as for :func:`diffnotes.flow_train.train`); for
+        ``coupling="paired"`` a pair of arrays of shape ``(n, d)`` whose rows are the pairs
+        (e.g. :func:`diffnotes.ot_couplings.reflow_pairs`).
+    coupling : "independent", "ot", "sb" or "paired"
+        How each batch's noise is paired with its data (see :mod:`diffnotes.ot_couplings`).
+    sigma : float
+        The Brownian bridge's noise level, >= 0; must be > 0 for ``"sb"`` (the entropic
+        plan's :math:`\varepsilon = 2\sigma^2`). With ``sigma > 0`` and another coupling the
+        pairs are joined by Brownian bridges too.
+    n_steps, batch_size, lr, ema_decay, seed, device, progress, grad_clip, leave, cpu_threads
+        As for :func:`diffnotes.flow_train.train`.
+
+    Returns
+    -------
+    diffnotes.score.TrainResult
+        ``model`` (last iterate), ``ema`` (sample from this one), ``losses``, ``seconds``
+        (pairing included).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    allowed = (*COUPLINGS, "paired")
+    if coupling not in allowed:
+        raise ValueError(f"coupling must be one of {', '.join(map(repr, allowed))}, got "
+                         f"{coupling!r}")
+    sigma = positive_float(sigma, "sigma", allow_zero=True)
+    if coupling == "sb" and sigma == 0:
+        raise ValueError("sigma must be > 0 for coupling='sb' (sigma = 0 is coupling='ot')")
+    n_steps = positive_int(n_steps, "n_steps")
+    batch_size = positive_int(batch_size, "batch_size")
+    lr = positive_float(lr, "lr")
+    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
+    if not ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    seed = positive_int(seed, "seed", minimum=0)
+    if grad_clip is not None:
+        grad_clip = positive_float(grad_clip, "grad_clip")
+    if cpu_threads is not None:
+        cpu_threads = positive_int(cpu_threads, "cpu_threads")
+    dev = default_device(device)
+    dim = getattr(model, "dim", None)
+    if dim is None:
+        raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
+
+    model.to(dev).train()
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    if coupling == "paired":
+        draw = _paired(data, dim, batch_size, dev, gen)
+    else:
+        if not (isinstance(data, np.ndarray | torch.Tensor | list | tuple) or callable(data)):
+            raise ValueError(f"data must be an array of shape (n, {dim}) or a callable "
+                             f"data(n, rng), got {type(data).__name__}")
+        draw = _coupled(data, dim, batch_size, dev, gen, seed, coupling, sigma)
+    t_eps = T_EPS if sigma > 0 else 0.0
+
+    def loss_at(i):
+        x0, x1 = draw()
+        t = t_eps + (1 - 2 * t_eps) * torch.rand(x0.shape[0], generator=gen, device=dev)
+        z = torch.randn(x0.shape, generator=gen, device=dev) if sigma > 0 else None
+        xt, ut = bridge_interpolant(x0, x1, t, sigma, z)
+        r = model(xt, t) - ut
+        return (r * r).sum(dim=1).mean()
+
+    ema = EMA(model, ema_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
+    t0 = _time.perf_counter()
+    with torch_threads(cpu_threads, dev):
+        losses = _optimise(model, ema, opt, loss_at, n_steps, grad_clip=grad_clip,
+                           sched=sched, desc=f"flow matching ({coupling})", progress=progress,
+                           leave=leave, where="ot_flow_train.train")
+    seconds = _time.perf_counter() - t0
+    model.eval()
+    return TrainResult(model, ema.model, losses, seconds)
