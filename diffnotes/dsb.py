@@ -336,7 +336,7 @@ class DSB:
             batch_size: int = 512, lr: float = 1e-4, ema_decay: float = 0.999,
             cache_size: int = 1000, cache_refresh: int = 1000, grad_clip: float | None = None,
             seed: int = 0, device=None, progress: bool = True,
-            cpu_threads: int | None = 1) -> list[HalfStep]:
+            cpu_threads: int | None = 1, lr_min: float | None = None) -> list[HalfStep]:
         r"""Run ``n_ipf`` more IPF iterations (each a backward then a forward half-step of
         ``n_train`` Adam steps), continuing from the current networks.
 
@@ -361,12 +361,16 @@ class DSB:
             Seeds the samplers (NumPy) and every torch draw of this call.
         device, progress, cpu_threads : as in :func:`diffnotes.score.train` (a ``tqdm`` bar
             per half-step; intra-op threads during training, restored afterwards).
+        lr_min : float or None
+            With a value, the learning rate of each half-step decays from ``lr`` to ``lr_min``
+            (cosine); ``None``: constant.
 
         Returns
         -------
         list of HalfStep
             The half-steps of this call (also appended to :attr:`history`).
         """
+        self._lr_min = None if lr_min is None else positive_float(lr_min, "lr_min")
         return _fit(self, ("backward", "forward"), sample_data, sample_prior, n_ipf, n_train,
                     batch_size, lr, ema_decay, cache_size, cache_refresh, grad_clip, seed,
                     device, progress, cpu_threads)
@@ -393,8 +397,11 @@ class DSB:
             idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen, device=x.device)
             return x[idx], t[idx], y[idx]
 
+        lr_min = getattr(self, "_lr_min", None)
+        sched = (None if lr_min is None else
+                 torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_train, eta_min=lr_min))
         losses = _regress(net, ema, opt, draw_batch, n_train, grad_clip,
-                          f"DSB {self.n_iterations} {direction}", progress, "DSB.fit")
+                          f"DSB {self.n_iterations} {direction}", progress, "DSB.fit", sched)
         net.eval()
         if direction == "backward":
             self.backward_ema = ema.model

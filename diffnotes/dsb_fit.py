@@ -89,14 +89,15 @@ def _check_common(lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads):
     return lr, ema_decay, batch_size, n_train, grad_clip, cpu_threads
 
 
-def _regress(net, ema, opt, draw_batch, n_train, grad_clip, bar_desc, progress, name):
+def _regress(net, ema, opt, draw_batch, n_train, grad_clip, bar_desc, progress, name,
+             sched=None):
     """``n_train`` Adam steps on ``mean ||net(x, t) - y||^2`` over batches ``draw_batch(i)``."""
     def loss_at(i):
         x, t, y = draw_batch(i)
         r = net(x, t) - y
         return (r * r).sum(dim=1).mean()
 
-    return _optimise(net, ema, opt, loss_at, n_train, grad_clip=grad_clip, sched=None,
+    return _optimise(net, ema, opt, loss_at, n_train, grad_clip=grad_clip, sched=sched,
                      desc=bar_desc, progress=progress, leave=False, where=name)
 
 

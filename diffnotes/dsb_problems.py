@@ -28,7 +28,9 @@ import numpy as np
 
 from ._checks import as_rng, positive_int
 
-__all__ = ["S_CURVE_ALPHA", "S_CURVE_SCALE", "S_CURVE_VAR", "s_curve", "s_curve_prior"]
+__all__ = ["FIRST_HALF_STEP_VARIANTS", "S_CURVE_ALPHA", "S_CURVE_MEASURED", "S_CURVE_SCALE",
+           "S_CURVE_VAR",
+           "first_half_step_ablation", "s_curve", "s_curve_prior"]
 
 _POOLED_STD = math.sqrt(0.5 * (0.5 + 1.5 + 4 / (3 * math.pi)))
 S_CURVE_SCALE = 7.0
@@ -54,3 +56,86 @@ def s_curve_prior(n: int, rng) -> np.ndarray:
     r"""``n`` draws of the prior :math:`\mathcal N(0, 49 I_2)` of the s-curve problem."""
     n = positive_int(n, "n")
     return S_CURVE_SCALE * as_rng(rng).standard_normal((n, 2))
+
+
+FIRST_HALF_STEP_VARIANTS = {
+    "old defaults": dict(hidden=128, embed_dim=32, drift_scale=1.0),
+    "time embedding (sin s, cos s)": dict(hidden=128, embed_dim=2, drift_scale=1.0),
+    "drift scale spread / T": dict(hidden=128, embed_dim=32, drift_scale=None),
+    "both, 128 wide": dict(hidden=128, embed_dim=2, drift_scale=None),
+    "both, 64 wide (new defaults)": dict(hidden=64, embed_dim=2, drift_scale=None),
+}
+"""The variants of :func:`first_half_step_ablation`: keyword arguments of ``DSB``."""
+
+
+def first_half_step_ablation(n_train: int = 1500, *, n: int = 2000, seed: int = 0,
+                             variants=None, cache_size: int = 10_000,
+                             cache_refresh: int = 100) -> list[dict]:
+    r"""The first backward half-step of DSB on the s-curve problem (a score model of the OU
+    reference, the same for every IPF run), trained with ``n_train`` Adam steps at the
+    reference code's settings (batch 512, lr :math:`10^{-4}`, the given cache) for each of
+    ``variants`` (default :data:`FIRST_HALF_STEP_VARIANTS`).
+
+    Returns one dict per variant: ``name``, ``loss`` (the mean-matching loss of the trained
+    (averaged) network on one fixed held-out cache of 10,000 reference paths, the same for
+    every variant, so that differences between variants are paired; its floor is the variance
+    of the regression target's noise, about :math:`2d/\gamma = 400`, so lower means more of
+    the drift learned), ``sw2_ref`` (sliced
+    :math:`W_2` to ``n`` fresh data points of ``n`` paths run backward from the reference's own
+    terminal law, data plus :math:`\mathcal N(0, 2T I)`: how well the reversal is learned),
+    ``sw2_prior`` (the same from the prior :math:`\mathcal N(0, 49 I)`: the first IPF
+    iteration's samples), ``sw2_prior_mean_last`` (the same with a last step without noise)
+    and ``seconds`` (wall time of the training)."""
+    import torch
+
+    from .dsb import DSB
+    from .dsb_fit import _fit
+    from .metrics import sliced_wasserstein2
+
+    n_train = positive_int(n_train, "n_train")
+    rows = []
+    target = s_curve(n, 1000 + seed)
+    rng = np.random.default_rng(2000 + seed)
+    model_end = s_curve(n, rng) + math.sqrt(2 * 0.2) * rng.standard_normal((n, 2))
+    z = s_curve_prior(n, 3000 + seed)
+    for name, kw in (variants or FIRST_HALF_STEP_VARIANTS).items():
+        m = DSB(2, 20, 0.01, alpha=S_CURVE_ALPHA, seed=seed, **kw)
+        _fit(m, ("backward",), s_curve, s_curve_prior, 1, n_train, 512, 1e-4, 0.999,
+             cache_size, cache_refresh, None, seed, None, False, 1)
+        h = m.history[-1]
+        with torch.no_grad():
+            x0 = torch.as_tensor(s_curve(10_000, 4000 + seed), dtype=torch.float32)
+            x, s, y = m._cache("backward", x0, torch.Generator().manual_seed(seed))
+            loss = float(((m.backward_ema(x, s) - y) ** 2).sum(1).mean())
+        rows.append(dict(name=name, loss=loss,
+                         sw2_ref=sliced_wasserstein2(m.sample_backward(model_end, seed=1)[0],
+                                                     target),
+                         sw2_prior=sliced_wasserstein2(m.sample_backward(z, seed=1)[0], target),
+                         sw2_prior_mean_last=sliced_wasserstein2(
+                             m.sample_backward(z, seed=1, final_noise=False)[0], target),
+                         seconds=h.seconds))
+    return rows
+
+
+S_CURVE_MEASURED = {
+    "reference code (issue 13)": {"SW2": (1.25, 1.01, 1.23), "cpu": None,
+                                  "wall": (68, 84, 86)},
+    "DSB, old defaults": {"SW2": (2.148, 1.768, 1.864), "cpu": (50.5, 62.3, 55.8)},
+    "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (23.4, 28.8)},
+    "new, drift scale N/T = 100": {"SW2": (1.658, 1.560), "cpu": (21.6, 27.6)},
+    "  the same, no EMA": {"SW2": (1.676, 1.587), "cpu": (21.3, 24.6)},
+    "  the same, networks re-initialised": {"SW2": (1.658, 1.558), "cpu": (20.7, 23.2)},
+    "  the same, drift scale 300": {"SW2": (None, 1.671), "cpu": (None, 28.0)},
+    "  the same, 128 wide": {"SW2": (1.630, 1.520), "cpu": (48.1, 65.0)},
+    "new defaults, lr 1e-3": {"SW2": (1.753, 1.873), "cpu": (24.5, 27.1)},
+    "new defaults, cosine lr 1e-4 -> 1e-5": {"SW2": (1.812, None), "cpu": (21.9, None)},
+}
+"""Measured runs on the s-curve problem at the reference code's settings (``DSB(2, 20, 0.01,
+alpha=S_CURVE_ALPHA)``, batch 512, Adam 1e-4, 5000 steps per half-step, cache 10,000 paths
+redrawn every 100 steps; seed 0), per IPF iteration: the sliced :math:`W_2` of 2000 samples
+(backward from 2000 prior draws, last step with noise) to 2000 fresh data draws (noise floor
+about 0.2-0.3), and the CPU seconds of the iteration, one torch thread, on a 2-core machine
+shared with other jobs (load average 2-6, so wall times were 1.5-4x the CPU times). The
+reference code's row is issue 13's measurement on the same machine (wall seconds). Produced
+by ``benchmarks/bench_dsb.py``'s ``s_curve_run``; ``python -m benchmarks dsb_s_curve`` reruns
+the default rows."""
