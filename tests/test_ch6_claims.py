@@ -112,18 +112,24 @@ def test_samplers_as_the_chapter_says():
     m = 20_000
     exact = {k: D.exact_denoiser(k, P0, N) for k in D.KINDS}
     target = {k: D.model_likelihood(k, exact[k], N, DIM, T).ravel() for k in D.KINDS}
-    floor = 0.02  # TV of 20000 draws on 9 cells: about 0.012
+    # mean TV of 20000 exact draws on these 9 cells: sum_k sqrt(p_k (1 - p_k) / (2 pi m))
+    p = target["masked"]
+    floor = np.sqrt(p * (1 - p) / (2 * np.pi * m)).sum()
+    assert 0.005 < floor < 0.009
     tvs = [tv(hist(D.sample_unmask(exact["masked"], m, DIM, N, T, rng=1,
                                    n_steps=s).states), target["masked"])
            for s in (1, 5, 100)]
-    assert tvs[0] > tvs[1] > tvs[2] and tvs[2] < floor
+    assert tvs[0] > tvs[1] > tvs[2] and tvs[2] < 2 * floor  # "on the noise floor"
     prod = np.outer(P0.sum(1), P0.sum(0))
     assert abs(tvs[0] - tv(prod, P0)) < 0.03  # exercise ex-ch6-one-step
-    rej = {}
+    rej, tvt = {}, {}
     for kind in D.KINDS:
         run = D.sample_tau(kind, exact[kind], m, DIM, N, T, rng=2, n_steps=60)
-        assert tv(hist(run.states), target[kind]) < 0.04
+        tvt[kind] = tv(hist(run.states), target[kind])
         rej[kind] = run.n_rejected
+    # over seeds 5-7 the TVs are 0.011-0.016 (masked) and 0.023 (uniform)
+    assert tvt["masked"] < 0.02 and tvt["uniform"] < 0.04
+    assert tvt["uniform"] > tvt["masked"] + 0.005  # "frozen rates cost the uniform more"
     assert rej["uniform"] > 3 * rej["masked"]
     # near T a uniform coordinate jumps at about (n-1)/n, a masked one is unmasked at w(T)
     x = np.array([[0, 1]])
