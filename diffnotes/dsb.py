@@ -45,11 +45,12 @@ larger root-mean-square deviation of the two ends, from 1000 draws of each at th
 one in the network's units. The loss is the squared error on the drift scale, the
 mean-matching loss divided by :math:`\gamma^2`. The time :math:`s = t/T` enters through
 ``embed_dim = 2`` features, :math:`(\sin s, \cos s)`: smooth in time. Both choices matter on
-the DSB paper's 2-D problem (:mod:`diffnotes.dsb_problems`, ``benchmarks/bench_dsb.py``): with
+the DSB paper's 2-D problem (``diffnotes.dsb_problems``, ``benchmarks/bench_dsb.py``): with
 the score models' embedding (frequencies up to 1000) and a network that predicts the drift in
-the points' units (``drift_scale=1``, the old default), the first half-step learns about a
-quarter of the learnable part of its loss, and the samples after two IPF iterations are
-further from the data.
+the points' units (``drift_scale=1``, the old default), the first half-step's held-out loss
+stays nearer its noise floor (``diffnotes.dsb_problems.first_half_step_ablation``), and the
+samples after two IPF iterations are further from the data
+(``diffnotes.dsb_problems.S_CURVE_MEASURED``).
 
 Trajectories are simulated for a cache of ``cache_size`` paths at once, a tensor of shape
 ``(N + 1, M, d)``; the regression pairs ``(x, k, target)`` of all steps and paths are
