@@ -20,15 +20,21 @@ from collections.abc import Callable
 import numpy as np
 
 from ._checks import positive_float, positive_int
+from ._optional import require
 from .discrete import _K, _kind, _n, _states_arg
 from .schedules import Schedule, as_schedule
 
 __all__ = ["as_denoiser", "denoiser_loss", "fit_denoiser"]
 
 
+def _torch():
+    """torch, or an ImportError naming the learn extra."""
+    return require("torch", extra="learn", module="diffnotes.discrete_learn")
+
+
 def _mlp(kind: str, n: int, d: int, hidden: int):
-    import torch
-    from torch import nn
+    torch = _torch()
+    nn = torch.nn
 
     K = _K(kind, n)
 
@@ -62,7 +68,7 @@ def denoiser_loss(kind: str, model, x0, n: int, *, T: float, t_min: float = 1e-3
     (an unbiased estimate of the ELBO's path term). Uniform: :math:`\sum_i -\log p_\theta(x_0^i
     \mid x_t)` with the same times.
     """
-    import torch
+    torch = _torch()
 
     kind, n = _kind(kind), _n(n)
     sch = as_schedule(schedule)
@@ -90,7 +96,7 @@ def fit_denoiser(kind: str, data, n: int, *, T: float, t_min: float = 1e-3,
                  hidden: int = 64, lr: float = 3e-3, seed: int = 0):
     """Train a small MLP denoiser with :func:`denoiser_loss` (Adam, cosine decay) on samples
     ``data`` (int array ``(N, d)``, entries ``0..n-1``). Returns ``(model, losses)``."""
-    import torch
+    torch = _torch()
 
     kind, n = _kind(kind), _n(n)
     data = _states_arg(data, n, "data")
@@ -122,7 +128,7 @@ def as_denoiser(kind: str, model, n: int) -> Callable:
     """The numpy denoiser ``(x, t) -> probs (m, d, n)`` of a trained model. For the masked
     chain an unmasked coordinate is carried over (its law is the point mass at its value), as
     the ELBO and the samplers assume."""
-    import torch
+    torch = _torch()
 
     kind, n = _kind(kind), _n(n)
 

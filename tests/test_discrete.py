@@ -176,3 +176,16 @@ def test_bad_input_names_the_argument():
         D.joint_states(17, 4)
     with pytest.raises(ValueError, match="n_steps"):
         D.sample_unmask(None, 2, 2, 3, T, rng=0, n_steps=0)
+
+
+def test_learning_without_torch_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import numpy as np\n"
+            "from diffnotes import discrete_learn as L\n"
+            "L.fit_denoiser('masked', np.zeros((4, 2), int), 3, T=1.0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "diffnotes[learn]" in proc.stderr
