@@ -9,6 +9,9 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.flow` -- flow matching: probability paths, exact mixture velocities, ODE
   samplers (Chapter 3); :mod:`diffnotes.flow_train` learns the velocity in torch (imported on
   its own).
+- :mod:`diffnotes.guidance` -- classifier-free guidance: a class-conditional score network with
+  label dropout (Chapter 3; torch; imported on its own; the exact guided scores are in
+  :mod:`diffnotes.mixtures`).
 - :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
 - :mod:`diffnotes.dsb` -- DSB and bridge matching in torch (Chapter 4; imported on its own).
 - :mod:`diffnotes.images` -- U-Net score models for images, their continuous and Ehrenfest
@@ -25,9 +28,9 @@ Dependencies run one way: ``ctmc``, ``sde``, ``flow``, ``bridge``, ``mixtures``,
 and ``metrics`` need only NumPy/SciPy (and POT for exact optimal transport); ``plotting`` adds
 Matplotlib. torch and tqdm (the ``learn`` extra, ``pip install 'diffnotes[learn]'``, with
 scikit-learn for the 8x8 digits) are imported only where a network is trained (``import
-diffnotes.score``, ``diffnotes.flow_train``, ``diffnotes.dsb``, ``diffnotes.images``), which
-fail at import, naming the extra, when they are missing; the explorers' sliders in ``widgets``
-need ipywidgets (the ``widgets`` extra).
+diffnotes.score``, ``diffnotes.flow_train``, ``diffnotes.guidance``, ``diffnotes.dsb``,
+``diffnotes.images``), which fail at import, naming the extra, when they are missing; the
+explorers' sliders in ``widgets`` need ipywidgets (the ``widgets`` extra).
 """
 
 from . import bridge, ctmc, data, ehrenfest, metrics, mixtures, schedules, sde

@@ -33,6 +33,7 @@ NEEDS = {
     "dsb_needs": ("diffnotes.dsb", "learn", ("torch", "tqdm")),
     "images_needs": ("diffnotes.images", "learn", ("torch", "tqdm")),
     "flow_train_needs": ("diffnotes.flow_train", "learn", ("torch", "tqdm")),
+    "guidance_needs": ("diffnotes.guidance", "learn", ("torch", "tqdm")),
 }
 """The names a module imports from here -> (that module, its extra, the packages it needs)."""
 

@@ -308,7 +308,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
-        raise ImportError("load_digits needs scikit-learn: pip install 'diffnotes[learn]'") from None
+        raise ImportError("load_digits needs scikit-learn: "
+                          "pip install 'diffnotes[learn]'") from None
     bunch = sklearn_digits()
     return bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
 

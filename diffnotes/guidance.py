@@ -20,7 +20,7 @@ Torch.
 from __future__ import annotations
 
 # missing torch: the pip hint (it names diffnotes.score, whose needs these are)
-from ._optional import score_needs  # noqa: F401  # isort: skip
+from ._optional import guidance_needs  # noqa: F401  # isort: skip
 import time as _time
 from collections.abc import Callable
 
@@ -146,7 +146,7 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
 
     Returns
     -------
-    TrainResult
+    ~diffnotes.score.TrainResult
         Of :mod:`diffnotes.score`; sample from its ``ema``.
     """
     if not isinstance(model, ConditionalScoreMLP):

@@ -36,6 +36,7 @@ def _without(missing, code):
     ("diffnotes.score", "torch"), ("diffnotes.score", "tqdm"), ("diffnotes.dsb", "torch"),
     ("diffnotes.images", "torch"), ("diffnotes.images", "tqdm"),
     ("diffnotes.images.training", "torch"),     # a submodule names its package
+    ("diffnotes.flow_train", "torch"), ("diffnotes.guidance", "torch"),
 ])
 def test_missing_extra_fails_at_import_naming_it(module, missing):
     code = (f"try:\n    import {module}\nexcept ImportError as err:\n    print('ERR', err)\n"
