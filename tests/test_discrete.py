@@ -189,3 +189,26 @@ def test_learning_without_torch_names_the_extra():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "diffnotes[learn]" in proc.stderr
+
+
+def test_masked_loss_is_unbiased_for_the_elbo_path_term():
+    """discrete_learn's masked loss estimates the path term of discrete.elbo without bias."""
+    torch = pytest.importorskip("torch")
+    from diffnotes import discrete_learn as DL
+
+    n, d, t_min = 3, 2, 1e-3
+    torch.manual_seed(0)
+    model = DL._mlp("masked", n, d, 16)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # an arbitrary, untrained denoiser
+    x0 = D.joint_states(n, d)
+    exact = D.elbo("masked", DL.as_denoiser("masked", model, n), x0, n, T,
+                   schedule=SCH, t_min=t_min)["path"].mean()
+    batch = torch.as_tensor(np.repeat(x0, 2000, 0), dtype=torch.long)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        est = np.array([DL.denoiser_loss("masked", model, batch, n, T=T, t_min=t_min,
+                                         schedule=SCH, generator=gen).item()
+                        for _ in range(20)])
+    assert abs(est.mean() - exact) < 4 * est.std(ddof=1) / np.sqrt(len(est)) + 1e-3
