@@ -43,8 +43,8 @@ from ._checks import as_rng, positive_float, positive_int, real_array
 from .bridge import static_bridge
 from .flow import sample_ode
 
-__all__ = ["COUPLINGS", "bridge_interpolant", "endpoint_error", "ot_pairing", "pair",
-           "reflow_pairs", "sb_pairing", "straightness", "transport_cost"]
+__all__ = ["COUPLINGS", "bridge_interpolant", "endpoint_error", "entropic_plan", "ot_pairing",
+           "pair", "reflow_pairs", "sb_pairing", "straightness", "transport_cost"]
 
 COUPLINGS = ("independent", "ot", "sb")
 """The couplings of :func:`pair`."""
@@ -105,6 +105,17 @@ def _entropic_plan(x0, x1, sigma):
                 raise ValueError(f"sigma = {sigma:g} is too small for Sinkhorn on this batch "
                                  f"(its plan did not converge); use coupling='ot'")
     return np.maximum(plan, 0.0)
+
+
+def entropic_plan(x0, x1, sigma: float) -> np.ndarray:
+    r"""The entropic optimal-transport plan between the uniform clouds ``x0`` and ``x1``
+    (shape ``(m, d)`` each) with cost :math:`|x_0 - x_1|^2` and :math:`\varepsilon =
+    2\sigma^2`, the static Schrödinger bridge of the batch for :math:`dX = \sigma\,dW`;
+    shape ``(m, m)``, rows and columns summing to :math:`1/m`. Computed as in
+    :func:`sb_pairing`. As :math:`\sigma \to 0` it tends to the OT assignment
+    (:func:`ot_pairing`), as :math:`\sigma \to \infty` to the independent coupling."""
+    x0, x1 = _pair_arrays(x0, x1)
+    return _entropic_plan(x0, x1, positive_float(sigma, "sigma"))
 
 
 def _sb_pairing(x0, x1, sigma, rng) -> np.ndarray:

@@ -14,8 +14,16 @@ rows of given pairs (``"paired"``, for reflow), and regresses the velocity on th
 
 with :math:`t_\varepsilon = 0` when :math:`\sigma = 0` (the linear path: the loss is then the
 conditional flow-matching loss of :func:`diffnotes.flow_train.cfm_loss`) and
-:math:`t_\varepsilon = 10^{-3}` otherwise (the Brownian bridge's target is singular at the
-ends). The result is sampled with :func:`diffnotes.flow_train.velocity_function` and
+:math:`t_\varepsilon = 10^{-3}` otherwise. With :math:`\sigma > 0` the target's noise term
+:math:`c(t)\,z`, :math:`c(t) = \sigma(1-2t)/(2\sqrt{t(1-t)})`, is singular at the ends, and
+each point's squared error is weighted by :math:`1/(1 + c(t)^2)`: a weight that depends on
+:math:`t` only leaves the minimiser (the conditional mean given :math:`(x_t, t)`) unchanged
+and bounds the noise's contribution to the loss. Schrödinger-bridge flow matching learns
+more slowly than the other couplings on the same budget: on the eight Gaussians with
+:class:`~diffnotes.score.ScoreMLP` (hidden 64) it stayed near the zero velocity for 300-400
+steps at :math:`\sigma = 0.2, 0.3` and reached the data after 500-1000.
+
+The result is sampled with :func:`diffnotes.flow_train.velocity_function` and
 :func:`diffnotes.flow.sample_ode`.
 """
 
@@ -145,6 +153,9 @@ def train(model: nn.Module, data, coupling: str = "ot", sigma: float = 0.0, *,
         z = torch.randn(x0.shape, generator=gen, device=dev) if sigma > 0 else None
         xt, ut = bridge_interpolant(x0, x1, t, sigma, z)
         r = model(xt, t) - ut
+        if sigma > 0:       # w(t) = 1 / (1 + c(t)^2): bounded noise, same minimiser
+            w = 1 / (1 + sigma**2 * (1 - 2 * t) ** 2 / (4 * t * (1 - t)))
+            return (w * (r * r).sum(dim=1)).mean()
         return (r * r).sum(dim=1).mean()
 
     ema = EMA(model, ema_decay)
