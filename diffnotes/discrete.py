@@ -505,9 +505,9 @@ def sample_unmask(denoiser: Callable, m: int, d: int, n: int, T: float, *, rng, 
     t0 = time.perf_counter()
     a_hi, a_lo = np.exp(-sch._theta(T)), np.exp(-sch._theta(t_min))
     alphas = np.linspace(a_hi, a_lo, n_steps + 1)
-    # times of the alpha grid: invert Theta numerically on a fine grid (Theta is increasing)
-    tg = np.linspace(t_min, T, 4097)
-    ts = np.interp(-np.log(alphas), sch._theta(tg), tg)
+    # times of the alpha grid: Theta(t) = a t + b t^2 / 2 = theta, solved without cancellation
+    theta = -np.log(alphas)
+    ts = 2 * theta / (sch.a + np.sqrt(sch.a**2 + 2 * sch.b * theta))
     jumps = 0
     for k in range(n_steps):
         p_unmask = (alphas[k + 1] - alphas[k]) / (1.0 - alphas[k])

@@ -212,3 +212,18 @@ def test_masked_loss_is_unbiased_for_the_elbo_path_term():
                                          schedule=SCH, generator=gen).item()
                         for _ in range(20)])
     assert abs(est.mean() - exact) < 4 * est.std(ddof=1) / np.sqrt(len(est)) + 1e-3
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_unmasking_one_coordinate_is_exact_for_any_steps(n_steps):
+    """With d = 1 nothing is unmasked jointly: the sampler draws the exact law at any step
+    count."""
+    p0 = np.array([0.5, 0.1, 0.15, 0.25])
+    vp = schedules.vp(0.1, 20.0)  # alpha_1 = exp(-5)
+    den = D.exact_denoiser("masked", p0, 4, schedule=vp)
+    law = D.model_likelihood("masked", den, 4, 1, 1.0, schedule=vp)
+    assert abs(law - p0).max() < 0.01  # the prior's mismatch, of order alpha_1
+    m = 40_000
+    run = D.sample_unmask(den, m, 1, 4, 1.0, rng=0, n_steps=n_steps, schedule=vp)
+    h = np.bincount(run.states[:, 0], minlength=4) / m
+    assert np.all(np.abs(h - law) < 5 * np.sqrt(law * (1 - law) / m))
