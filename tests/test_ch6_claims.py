@@ -70,6 +70,9 @@ def test_exact_denoiser_elbo_is_nearly_tight():
         e = D.elbo(kind, D.exact_denoiser(kind, P0, N), CLEAN, N, T)["total"]
         gap = (W0 * e).sum() - ENTROPY
         assert 0 < gap < bound
+        # "what is left is the prior's mismatch at T and the cut at t_min": both shrink it
+        e2 = D.elbo(kind, D.exact_denoiser(kind, P0, N), CLEAN, N, 9.0, t_min=1e-4)["total"]
+        assert (W0 * e2).sum() - ENTROPY < 0.2 * gap
 
 
 @pytest.fixture(scope="module")
