@@ -27,7 +27,8 @@ def glued_keys(nb) -> dict[str, str]:
         for out in cell.get("outputs", []):
             meta = out.get("metadata", {}).get("scrapbook", {})
             if "name" in meta:
-                keys[meta["name"]] = out.get("data", {}).get("text/plain", "")
+                prefix = meta.get("mime_prefix", "")
+                keys[meta["name"]] = out.get("data", {}).get(prefix + "text/plain", "")
     return keys
 
 
