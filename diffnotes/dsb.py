@@ -210,7 +210,9 @@ class DSB:
         Size of the two :class:`~diffnotes.score.ScoreMLP` networks (forward and backward
         drifts), used as plain maps :math:`(x, t/T) \to \mathbb R^d`; ``embed_dim = 2``
         embeds the time by :math:`(\sin s, \cos s)` alone. (The defaults were 128, 3 and
-        32 before; 64 wide is as good on the s-curve and 2.5x cheaper.)
+        32 before; 64 wide is as good on the s-curve and 2.5x cheaper, while on two moons
+        with 500 steps per half-step 128 wide is better: SW2 0.081 against 0.112 after four
+        iterations, floor 0.049.)
     seed : int
         Seed of the initial weights.
     drift_scale : float or None
