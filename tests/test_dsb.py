@@ -141,6 +141,7 @@ def test_reproducible(cls):
     (lambda: DSB(1).fit(standard_normal, lr=0.0), "lr"),
     (lambda: DSB(1).fit(standard_normal, ema_decay=1.0), "ema_decay"),
     (lambda: DSB(1).fit(standard_normal, cache_size=1), "cache_size"),
+    (lambda: DSB(1).fit(standard_normal, lr_min=0.0), "lr_min"),
     (lambda: DSB(1).fit("uniform"), "sample_data"),
     (lambda: DSB(1).fit(np.zeros((5, 2))), "sample_data"),
     (lambda: DSB(2, 3, 0.1).fit(standard_normal, n_train=1, progress=False),
