@@ -121,7 +121,8 @@ S_CURVE_MEASURED = {
     "reference code (issue 13)": {"SW2": (1.25, 1.01, 1.23), "cpu": None,
                                   "wall": (68, 84, 86)},
     "DSB, old defaults": {"SW2": (2.148, 1.768, 1.864), "cpu": (50.5, 62.3, 55.8)},
-    "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (23.4, 28.8)},
+    "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (18.9, 22.6)},
+    "new defaults, 20,000 steps per half-step": {"SW2": (1.607, 1.563), "cpu": (72.7, 105.6)},
     "new, drift scale N/T = 100": {"SW2": (1.658, 1.560), "cpu": (21.6, 27.6)},
     "  the same, no EMA": {"SW2": (1.676, 1.587), "cpu": (21.3, 24.6)},
     "  the same, networks re-initialised": {"SW2": (1.658, 1.558), "cpu": (20.7, 23.2)},
@@ -135,7 +136,10 @@ alpha=S_CURVE_ALPHA)``, batch 512, Adam 1e-4, 5000 steps per half-step, cache 10
 redrawn every 100 steps; seed 0), per IPF iteration: the sliced :math:`W_2` of 2000 samples
 (backward from 2000 prior draws, last step with noise) to 2000 fresh data draws (noise floor
 about 0.2-0.3), and the CPU seconds of the iteration, one torch thread, on a 2-core machine
-shared with other jobs (load average 2-6, so wall times were 1.5-4x the CPU times). The
+shared with other jobs (load average 2-6, so wall times were 1.5-4x the CPU times, and CPU
+times under load up to about 1.3x those on a quieter machine: the new defaults' row is from a
+load of 1.8, where wall and CPU agreed, 19.0 and 22.7 s; under a load of 6 the same run took
+23.4 and 28.8 CPU seconds). The
 reference code's row is issue 13's measurement on the same machine (wall seconds). Produced
 by ``benchmarks/bench_dsb.py``'s ``s_curve_run``; ``python -m benchmarks dsb_s_curve`` reruns
 the default rows."""
