@@ -13,7 +13,13 @@ One module per idea; each chapter of the book imports its machinery from here.
   label dropout (Chapter 3; torch; imported on its own; the exact guided scores are in
   :mod:`diffnotes.mixtures`).
 - :mod:`diffnotes.bridge` -- exact Schrodinger bridges: IPF on a grid, Gaussians (Chapter 4).
+- :mod:`diffnotes.bridge_dynamic` -- the bridge as stochastic control: its drift, the
+  Girsanov cost, the Schrodinger potentials (Chapter 4).
 - :mod:`diffnotes.dsb` -- DSB and bridge matching in torch (Chapter 4; imported on its own).
+- :mod:`diffnotes.ot_couplings` -- minibatch-OT, entropic and reflow couplings for flow
+  matching (Chapter 4); :mod:`diffnotes.ot_flow_train` trains on them (torch).
+- :mod:`diffnotes.discrete` -- uniform and masked discrete diffusion on the CTMC machinery
+  (Chapter 6); :mod:`diffnotes.discrete_learn` learns the denoiser (torch).
 - :mod:`diffnotes.images` -- U-Net score models for images, their continuous and Ehrenfest
   samplers, checkpoints and an FID-style metric (Chapter 5; torch; imported on its own).
 - :mod:`diffnotes.schedules` -- time changes (noise schedules) shared with the SDEs.

@@ -34,6 +34,7 @@ NEEDS = {
     "images_needs": ("diffnotes.images", "learn", ("torch", "tqdm")),
     "flow_train_needs": ("diffnotes.flow_train", "learn", ("torch", "tqdm")),
     "guidance_needs": ("diffnotes.guidance", "learn", ("torch", "tqdm")),
+    "ot_flow_train_needs": ("diffnotes.ot_flow_train", "learn", ("torch", "tqdm")),
 }
 """The names a module imports from here -> (that module, its extra, the packages it needs)."""
 

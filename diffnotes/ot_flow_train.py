@@ -35,7 +35,7 @@ The result is sampled with :func:`diffnotes.flow_train.velocity_function` and
 
 from __future__ import annotations
 
-from .flow_train import velocity_function  # noqa: F401  # isort: skip (torch check first)
+from ._optional import ot_flow_train_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 import time as _time
 
 import numpy as np

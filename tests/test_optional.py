@@ -37,6 +37,7 @@ def _without(missing, code):
     ("diffnotes.images", "torch"), ("diffnotes.images", "tqdm"),
     ("diffnotes.images.training", "torch"),     # a submodule names its package
     ("diffnotes.flow_train", "torch"), ("diffnotes.guidance", "torch"),
+    ("diffnotes.ot_flow_train", "torch"),
 ])
 def test_missing_extra_fails_at_import_naming_it(module, missing):
     code = (f"try:\n    import {module}\nexcept ImportError as err:\n    print('ERR', err)\n"
