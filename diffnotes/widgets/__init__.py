@@ -7,7 +7,7 @@ carries a self-contained HTML control: sliders over a precomputed grid of one or
 parameters, frames drawn at build time by the same figure function (the shared machinery
 is in ``diffnotes/widgets/_static.py``), and a PNG of the default figure.
 
-Each chapter's explorers live in their own module (``ch1`` ... ``ch5``) and are re-exported
+Each chapter's explorers live in their own module (``ch1`` ... ``ch6``) and are re-exported
 here (``two_state_explorer`` ...); :data:`EXPLORERS` lists them all so that the tests can drive
 every slider to its extremes and check every frame. Figure functions are plain functions of
 keyword arguments returning a Matplotlib ``Figure``; they can be called without ipywidgets.
@@ -38,10 +38,13 @@ from .ch2 import (
     reverse_rates_figure,
 )
 from .ch3 import (
+    GUIDANCE_SAMPLERS,
     SAMPLERS,
     SDE_KINDS,
     forward_sde_explorer,
     forward_sde_figure,
+    guidance_explorer,
+    guidance_figure,
     make_sde,
     sampler_explorer,
     sampler_figure,
@@ -56,11 +59,24 @@ from .ch5 import (
     pixel_noising_explorer,
     pixel_noising_figure,
 )
+from .ch6 import (
+    CHAINS,
+    DISCRETE_SAMPLERS,
+    DISCRETE_SCHEDULES,
+    discrete_sampler_explorer,
+    discrete_sampler_figure,
+    forward_chains_explorer,
+    forward_chains_figure,
+)
 
 __all__ = [
+    "CHAINS",
+    "DISCRETE_SAMPLERS",
+    "DISCRETE_SCHEDULES",
     "EXPLORERS",
     "FIXED_STEP_DTS",
     "FRAME_BUDGET_BYTES",
+    "GUIDANCE_SAMPLERS",
     "IMAGE_SAMPLERS",
     "OU_LIMIT_S",
     "REVERSE_RATES_S",
@@ -68,12 +84,18 @@ __all__ = [
     "SDE_KINDS",
     "Explorer",
     "denoising_explorer",
+    "discrete_sampler_explorer",
+    "discrete_sampler_figure",
     "denoising_figure",
     "fixed_step_explorer",
     "fixed_step_figure",
     "forward_sde_explorer",
     "forward_sde_figure",
+    "forward_chains_explorer",
+    "forward_chains_figure",
     "frame_png",
+    "guidance_explorer",
+    "guidance_figure",
     "gaussian_bridge_explorer",
     "gaussian_bridge_figure",
     "image_sampler_explorer",
@@ -112,5 +134,8 @@ EXPLORERS: dict[str, Callable[[], Explorer]] = {
     "ipf": ipf_explorer,
     "gaussian_bridge": gaussian_bridge_explorer,
     "pixel_noising": pixel_noising_explorer,
+    "guidance": guidance_explorer,
     "image_sampler": image_sampler_explorer,
+    "forward_chains": forward_chains_explorer,
+    "discrete_sampler": discrete_sampler_explorer,
 }

@@ -178,3 +178,60 @@ def sampler_explorer():
     }, title="Samplers with the exact score: quality against cost",
        grid={"method": SAMPLERS, "n_steps": [5, 10, 20, 50, 200]})
 
+
+
+#: The guided samplers of the guidance explorer.
+GUIDANCE_SAMPLERS = ("reverse SDE", "probability-flow ODE")
+
+
+def guidance_figure(w=2.0, sampler="reverse SDE", n_steps=200, n=4000, seed=0):
+    """Two classes on the line, N(-0.6, 0.5^2) and N(0.6, 0.5^2) with equal weights, sampled
+    toward class 1 with the exact classifier-free guided score of weight ``w`` (the reverse SDE
+    by Euler-Maruyama or the probability-flow ODE by Heun, ``n_steps`` steps, ``n`` points):
+    the samples against the tilted law ``pi_w``, and their W1 distance beside the floor of ``n``
+    exact draws of ``pi_w``."""
+    from ..metrics import wasserstein1
+    from ..mixtures import LabelledMixture, tilted_density, tilted_sample
+
+    pair = LabelledMixture([0.5, 0.5], [-0.6, 0.6], [0.25, 0.25], labels=[0, 1])
+    vp = sde_mod.VPSDE()
+    rng = np.random.default_rng(seed)
+    x_T = vp.prior_sample(n, 1, rng)
+    score = pair.guided_score_function(vp, 1, w)
+    if sampler == "reverse SDE":
+        x = sde_mod.euler_maruyama(vp, score, x_T, rng, n_steps=n_steps).x[:, 0]
+    elif sampler == "probability-flow ODE":
+        x = sde_mod.heun_flow(vp, score, x_T, n_steps=n_steps).x[:, 0]
+    else:
+        raise ValueError(f"sampler must be one of {GUIDANCE_SAMPLERS}, got {sampler!r}")
+    grid = np.linspace(-6, 10, 4001)
+    dens = tilted_density(pair, grid, 1, w)
+    ref = tilted_sample(pair, grid, 1, w, n, rng)
+    dist = wasserstein1(x, grid, y_weights=dens)
+    floor = wasserstein1(ref, grid, y_weights=dens)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.hist(x, bins=80, range=(-2.5, 3.5), density=True, color=STATE_COLORS[0], alpha=0.5,
+            label=f"guided {sampler}")
+    ax.plot(grid, dens, color=STATE_COLORS[1], lw=2, label="tilted law pi_w")
+    ax.plot(grid, np.exp(pair.log_prob(grid, label=1)), "k:", label="class 1")
+    ax.plot(grid, np.exp(pair.log_prob(grid)), color="0.6", lw=1, label="both classes")
+    ax.set_xlim(-2.5, 3.5)
+    ax.set_xlabel("x")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"w = {w:g}, {n_steps} steps: W1 to pi_w {dist:.3f} (floor {floor:.3f}); "
+                 f"mean {x.mean():.2f} against {np.trapezoid(grid * dens, grid):.2f}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def guidance_explorer():
+    """Controls on the guidance weight, the sampler and its cost."""
+    return Explorer(guidance_figure, {
+        "w": _slider(2.0, -1.0, 8.0, 0.25, "weight w"),
+        "sampler": _choice(GUIDANCE_SAMPLERS, "reverse SDE", "sampler"),
+        "n_steps": _slider(200, 5, 1000, 5, "steps", integer=True),
+        "n": _slider(4000, 500, 20000, 500, "samples", integer=True),
+        "seed": _slider(0, 0, 20, 1, "seed", integer=True),
+    }, title="Classifier-free guidance in 1-D: guided samples against the tilted law",
+       grid={"w": [-1.0, 0.0, 1.0, 2.0, 4.0, 8.0], "sampler": GUIDANCE_SAMPLERS})
