@@ -29,8 +29,8 @@ import numpy as np
 from ._checks import as_rng, positive_int
 
 __all__ = ["FIRST_HALF_STEP_VARIANTS", "S_CURVE_ALPHA", "S_CURVE_MEASURED", "S_CURVE_SCALE",
-           "S_CURVE_VAR",
-           "first_half_step_ablation", "s_curve", "s_curve_prior"]
+           "S_CURVE_SCHEDULES", "S_CURVE_VAR", "first_half_step_ablation", "s_curve",
+           "s_curve_prior"]
 
 _POOLED_STD = math.sqrt(0.5 * (0.5 + 1.5 + 4 / (3 * math.pi)))
 S_CURVE_SCALE = 7.0
@@ -143,3 +143,20 @@ load of 1.8, where wall and CPU agreed, 19.0 and 22.7 s; under a load of 6 the s
 reference code's row is issue 13's measurement on the same machine (wall seconds). Produced
 by ``benchmarks/bench_dsb.py``'s ``s_curve_run``; ``python -m benchmarks dsb_s_curve`` reruns
 the default rows."""
+
+
+S_CURVE_SCHEDULES = {
+    "constant 0.01 (T = 0.2), reference settings": {"SW2": (1.658, 1.520)},
+    "gammas(20, 0.01, 0.1) (T = 1.1)": {"SW2": (1.479, 1.292, 1.157, 1.042)},
+    "gammas(20, 0.01, 0.5) (T = 5.1)": {"SW2": (1.242, 0.844, 0.615, 0.441)},
+    "  the same, seed 1": {"SW2": (1.291, 0.881, 0.656, 0.506)},
+    "gammas(20, 0.01, 2) (T = 20.1)": {"SW2": (1.300, 1.081, 1.057, 0.885)},
+}
+"""Measured runs on the s-curve problem with ``DSB``'s defaults and the reference code's
+training settings (batch 512, Adam 1e-4, 5000 steps per half-step, cache 10,000 paths
+redrawn every 100 steps), for the step schedules named (``dsb.gammas``; 20 steps each), per
+IPF iteration: SW2 of 2000 samples to 2000 fresh data draws (noise floor about 0.3 ± 0.17 at
+that size). About 19-27 CPU seconds per iteration each. A longer horizon brings the reference
+nearer the prior, and IPF then converges faster; the longest schedule's steps of up to 2 are
+coarse, and it gains less. ``benchmarks/bench_dsb.py`` (``dsb_s_curve``) reruns the first and
+the third row."""
