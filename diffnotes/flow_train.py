@@ -31,17 +31,14 @@ rate, gradient clipping, :class:`~diffnotes.score.EMA`), and returns a
 from __future__ import annotations
 
 from ._optional import flow_train_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
-import time as _time
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._checks import positive_float, positive_int
 from .flow import as_path
-from .score import EMA, TrainResult, _batches, _optimise
+from .score import TrainResult, _batches, _check_data, _check_fit_args, _fit, _model_dim
 from .utils import device as default_device
-from .utils import torch_threads
 
 __all__ = ["cfm_loss", "flow_matching_loss", "train", "velocity_function"]
 
@@ -124,40 +121,18 @@ def train(model: nn.Module, data, path="linear", *, n_steps: int = 3000,
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     path = as_path(path)
-    n_steps = positive_int(n_steps, "n_steps")
-    batch_size = positive_int(batch_size, "batch_size")
-    lr = positive_float(lr, "lr")
-    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
-    if not ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-    seed = positive_int(seed, "seed", minimum=0)
-    if grad_clip is not None:
-        grad_clip = positive_float(grad_clip, "grad_clip")
-    if cpu_threads is not None:
-        cpu_threads = positive_int(cpu_threads, "cpu_threads")
-    dev = default_device(device)
-    dim = getattr(model, "dim", None)
-    if dim is None:
-        raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
-    if not (isinstance(data, np.ndarray | torch.Tensor | list | tuple) or callable(data)):
-        raise ValueError(f"data must be an array of shape (n, {dim}) or a callable "
-                         f"data(n, rng), got {type(data).__name__}")
+    n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, dev = _check_fit_args(
+        n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, device)
+    dim = _model_dim(model)
+    _check_data(data, dim)
 
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     draw = _batches(data, dim, batch_size, dev, gen, seed)
-    ema = EMA(model, ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
-    t0 = _time.perf_counter()
-    with torch_threads(cpu_threads, dev):
-        losses = _optimise(
-            model, ema, opt, lambda i: _flow_matching_loss(model, draw(), path, gen),
-            n_steps, grad_clip=grad_clip, sched=sched, desc="flow matching",
-            progress=progress, leave=leave, where="flow_train.train")
-    seconds = _time.perf_counter() - t0
-    model.eval()
-    return TrainResult(model, ema.model, losses, seconds)
+    return _fit(model, lambda i: _flow_matching_loss(model, draw(), path, gen),
+                n_steps=n_steps, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
+                cpu_threads=cpu_threads, dev=dev, desc="flow matching", progress=progress,
+                leave=leave, where="flow_train.train")
 
 
 def velocity_function(model: nn.Module, *, device=None):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 # missing torch: the pip hint (it names diffnotes.score, whose needs these are)
 from ._optional import guidance_needs  # noqa: F401  # isort: skip
-import time as _time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,10 +30,8 @@ from torch import nn
 from . import score as _score
 from ._checks import as_rng, positive_float, positive_int
 from .mixtures import LabelledMixture, _weight, guided_score
-from .score import EMA, ScoreMLP, TrainResult, data_to_score, dsm_loss, noise_to_score
+from .score import ScoreMLP, TrainResult, data_to_score, dsm_loss, noise_to_score
 from .sde import LinearSDE
-from .utils import device as default_device
-from .utils import torch_threads
 
 __all__ = ["ConditionalScoreMLP", "guided_score_function", "score_errors", "train"]
 
@@ -155,16 +152,12 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
     p_uncond = positive_float(p_uncond, "p_uncond")
     if not p_uncond < 1:
         raise ValueError(f"p_uncond must be in (0, 1), got {p_uncond}")
-    n_steps = positive_int(n_steps, "n_steps")
-    batch_size = positive_int(batch_size, "batch_size")
-    lr = positive_float(lr, "lr")
-    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
-    if not ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, dev = (
+        _score._check_fit_args(n_steps, batch_size, lr, ema_decay, seed, grad_clip,
+                               cpu_threads, device))
     t_min = positive_float(t_min, "t_min")
     if not t_min < sde.T:
         raise ValueError(f"t_min must be < sde.T = {sde.T:g}, got {t_min:g}")
-    seed = positive_int(seed, "seed", minimum=0)
     d = model.dim
     if callable(data):
         if labels is not None:
@@ -185,14 +178,10 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
                 or np.any(y >= model.n_classes)):
             raise ValueError(f"labels must be ints in 0..{model.n_classes - 1}")
         packed = np.column_stack([x, y])
-    dev = default_device(device)
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     draw = _score._batches(packed, d + 1, batch_size, dev, gen, seed)
     rng = np.random.default_rng(seed + 1)
-    ema = EMA(model, ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
 
     def loss_at(i):
         b = draw()
@@ -208,14 +197,10 @@ def train(model: ConditionalScoreMLP, sde, data, labels=None, *, p_uncond: float
         out = model(xt, torch.as_tensor(t, dtype=x0.dtype, device=dev), lab)
         return dsm_loss(out, x0, xt, eps, a, s, parameterization=model.parameterization)
 
-    t0 = _time.perf_counter()
-    with torch_threads(cpu_threads, dev):
-        losses = _score._optimise(model, ema, opt, loss_at, n_steps, grad_clip=grad_clip,
-                                  sched=sched, desc="guided score matching",
-                                  progress=progress, leave=False, where="guidance.train")
-    seconds = _time.perf_counter() - t0
-    model.eval()
-    return TrainResult(model, ema.model, losses, seconds)
+    return _score._fit(model, loss_at, n_steps=n_steps, lr=lr, ema_decay=ema_decay,
+                       grad_clip=grad_clip, cpu_threads=cpu_threads, dev=dev,
+                       desc="guided score matching", progress=progress, leave=False,
+                       where="guidance.train")
 
 
 def guided_score_function(model: ConditionalScoreMLP, sde, label, w: float) -> Callable:

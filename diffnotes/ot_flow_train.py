@@ -36,17 +36,14 @@ The result is sampled with :func:`diffnotes.flow_train.velocity_function` and
 from __future__ import annotations
 
 from ._optional import ot_flow_train_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
-import time as _time
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._checks import positive_float, positive_int, real_array
+from ._checks import positive_float, real_array
 from .ot_couplings import COUPLINGS, _ot_pairing, _sb_pairing, bridge_interpolant
-from .score import EMA, TrainResult, _batches, _optimise
-from .utils import device as default_device
-from .utils import torch_threads
+from .score import TrainResult, _batches, _check_data, _check_fit_args, _fit, _model_dim
 
 __all__ = ["train"]
 
@@ -126,30 +123,16 @@ def train(model: nn.Module, data, coupling: str = "ot", sigma: float = 0.0, *,
     sigma = positive_float(sigma, "sigma", allow_zero=True)
     if coupling == "sb" and sigma == 0:
         raise ValueError("sigma must be > 0 for coupling='sb' (sigma = 0 is coupling='ot')")
-    n_steps = positive_int(n_steps, "n_steps")
-    batch_size = positive_int(batch_size, "batch_size")
-    lr = positive_float(lr, "lr")
-    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
-    if not ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-    seed = positive_int(seed, "seed", minimum=0)
-    if grad_clip is not None:
-        grad_clip = positive_float(grad_clip, "grad_clip")
-    if cpu_threads is not None:
-        cpu_threads = positive_int(cpu_threads, "cpu_threads")
-    dev = default_device(device)
-    dim = getattr(model, "dim", None)
-    if dim is None:
-        raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
+    n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, dev = _check_fit_args(
+        n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, device)
+    dim = _model_dim(model)
 
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     if coupling == "paired":
         draw = _paired(data, dim, batch_size, dev, gen)
     else:
-        if not (isinstance(data, np.ndarray | torch.Tensor | list | tuple) or callable(data)):
-            raise ValueError(f"data must be an array of shape (n, {dim}) or a callable "
-                             f"data(n, rng), got {type(data).__name__}")
+        _check_data(data, dim)
         draw = _coupled(data, dim, batch_size, dev, gen, seed, coupling, sigma)
     t_eps = T_EPS if sigma > 0 else 0.0
 
@@ -164,14 +147,7 @@ def train(model: nn.Module, data, coupling: str = "ot", sigma: float = 0.0, *,
             return (w * (r * r).sum(dim=1)).mean()
         return (r * r).sum(dim=1).mean()
 
-    ema = EMA(model, ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
-    t0 = _time.perf_counter()
-    with torch_threads(cpu_threads, dev):
-        losses = _optimise(model, ema, opt, loss_at, n_steps, grad_clip=grad_clip,
-                           sched=sched, desc=f"flow matching ({coupling})", progress=progress,
-                           leave=leave, where="ot_flow_train.train")
-    seconds = _time.perf_counter() - t0
-    model.eval()
-    return TrainResult(model, ema.model, losses, seconds)
+    return _fit(model, loss_at, n_steps=n_steps, lr=lr, ema_decay=ema_decay,
+                grad_clip=grad_clip, cpu_threads=cpu_threads, dev=dev,
+                desc=f"flow matching ({coupling})", progress=progress, leave=leave,
+                where="ot_flow_train.train")

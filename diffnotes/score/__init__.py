@@ -100,6 +100,10 @@ from ._networks import _batch_times as _batch_times  # isort: skip
 from ._networks import _sinusoidal as _sinusoidal  # isort: skip
 from ._training import _batches as _batches  # isort: skip
 from ._training import _optimise as _optimise  # isort: skip
+from ._training import _check_data as _check_data  # isort: skip
+from ._training import _check_fit_args as _check_fit_args  # isort: skip
+from ._training import _fit as _fit  # isort: skip
+from ._training import _model_dim as _model_dim  # isort: skip
 
 __all__ = [
     "EMA",

@@ -127,6 +127,57 @@ def _optimise(net, ema, opt, loss_at, n_steps, *, grad_clip, sched, desc, progre
     return losses
 
 
+def _check_fit_args(n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, device):
+    """The arguments every network trainer of the book shares (:func:`train`,
+    :func:`diffnotes.flow_train.train`, :func:`diffnotes.ot_flow_train.train`,
+    :func:`diffnotes.guidance.train`), checked; returns them in this order, with ``device``
+    resolved to a ``torch.device``."""
+    n_steps = positive_int(n_steps, "n_steps")
+    batch_size = positive_int(batch_size, "batch_size")
+    lr = positive_float(lr, "lr")
+    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
+    if not ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    seed = positive_int(seed, "seed", minimum=0)
+    if grad_clip is not None:
+        grad_clip = positive_float(grad_clip, "grad_clip")
+    if cpu_threads is not None:
+        cpu_threads = positive_int(cpu_threads, "cpu_threads")
+    return n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, default_device(device)
+
+
+def _model_dim(model) -> int:
+    """The data dimension of ``model`` (its ``dim`` attribute), or a ValueError."""
+    dim = getattr(model, "dim", None)
+    if dim is None:
+        raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
+    return dim
+
+
+def _check_data(data, dim: int) -> None:
+    """``data`` must be an array of points or a sampler ``data(n, rng)``."""
+    if not (isinstance(data, np.ndarray | torch.Tensor | list | tuple) or callable(data)):
+        raise ValueError(f"data must be an array of shape (n, {dim}) or a callable "
+                         f"data(n, rng), got {type(data).__name__}")
+
+
+def _fit(model, loss_at, *, n_steps, lr, ema_decay, grad_clip, cpu_threads, dev, desc,
+         progress, leave, where) -> TrainResult:
+    """Adam with a cosine learning rate (down to ``lr / 100``), an EMA of the weights and the
+    loop of :func:`_optimise`, timed; ``model`` is left in eval mode. The training recipe that
+    every trainer of :func:`_check_fit_args` shares."""
+    ema = EMA(model, ema_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
+    t0 = _time.perf_counter()
+    with torch_threads(cpu_threads, dev):
+        losses = _optimise(model, ema, opt, loss_at, n_steps, grad_clip=grad_clip,
+                           sched=sched, desc=desc, progress=progress, leave=leave, where=where)
+    seconds = _time.perf_counter() - t0
+    model.eval()
+    return TrainResult(model, ema.model, losses, seconds)
+
+
 def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int = 256,
           lr: float = 2e-2, ema_decay: float = 0.995, weighting: str = "sigma2",
           t_min: float = 1e-3, seed: int = 0, device=None, progress: bool = True,
@@ -197,43 +248,20 @@ def train(model: nn.Module, sde, data, *, n_steps: int = 3000, batch_size: int =
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     parameterization = _parameterization_of(model)
     sde = _check_sde(sde)
-    n_steps = positive_int(n_steps, "n_steps")
-    batch_size = positive_int(batch_size, "batch_size")
-    lr = positive_float(lr, "lr")
-    ema_decay = positive_float(ema_decay, "ema_decay", allow_zero=True)
-    if not ema_decay < 1:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, dev = _check_fit_args(
+        n_steps, batch_size, lr, ema_decay, seed, grad_clip, cpu_threads, device)
     weighting = _choice(weighting, "weighting", WEIGHTINGS)
     t_min = _check_t_min(t_min, sde)
-    seed = positive_int(seed, "seed", minimum=0)
-    if grad_clip is not None:
-        grad_clip = positive_float(grad_clip, "grad_clip")
-    if cpu_threads is not None:
-        cpu_threads = positive_int(cpu_threads, "cpu_threads")
-    dev = default_device(device)
-    dim = getattr(model, "dim", None)
-    if dim is None:
-        raise ValueError("model must have a dim attribute (the data dimension), like ScoreMLP")
-    if not (isinstance(data, np.ndarray | torch.Tensor | list | tuple) or callable(data)):
-        raise ValueError(f"data must be an array of shape (n, {dim}) or a callable "
-                         f"data(n, rng), got {type(data).__name__}")
+    dim = _model_dim(model)
+    _check_data(data, dim)
 
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     draw = _batches(data, dim, batch_size, dev, gen, seed)
-    ema = EMA(model, ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps, eta_min=lr / 100)
-    t0 = _time.perf_counter()
-    with torch_threads(cpu_threads, dev):
-        losses = _optimise(
-            model, ema, opt,
-            lambda i: _denoising_loss(model, draw(), sde, gen, t_min, weighting,
-                                      parameterization),
-            n_steps, grad_clip=grad_clip, sched=sched, desc="score matching",
-            progress=progress, leave=leave, where="train")
-    seconds = _time.perf_counter() - t0
-    model.eval()
-    return TrainResult(model, ema.model, losses, seconds)
+    return _fit(model, lambda i: _denoising_loss(model, draw(), sde, gen, t_min, weighting,
+                                                 parameterization),
+                n_steps=n_steps, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
+                cpu_threads=cpu_threads, dev=dev, desc="score matching", progress=progress,
+                leave=leave, where="train")
 
 
