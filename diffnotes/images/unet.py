@@ -81,6 +81,17 @@ class UNet(nn.Module):
         Self-attention in the middle block, at the lowest resolution.
     in_channels : int
         Image channels (1 for greyscale).
+    out_channels : int or None
+        Output channels; ``None`` (default) means ``in_channels``, which the noise, score and
+        data parameterisations need. Other values give a raw head of that width (for example
+        ``K * in_channels`` logits per pixel for a categorical model of ``K`` levels,
+        Chapter 6), read by the caller; :meth:`score` then refuses.
+    num_classes : int
+        ``0`` (default): unconditional. Otherwise a class-conditional network
+        ``model(x, t, label)``: a learned embedding of the label, with one extra entry
+        ``num_classes`` meaning "no label", is added to the time embedding. ``label=None``
+        means no label for every image, so one network trained with label dropout gives both
+        the conditional and the unconditional model (classifier-free guidance, Chapter 5).
     dropout : float in [0, 1)
         Dropout inside the residual blocks.
     parameterization : str
@@ -100,7 +111,8 @@ class UNet(nn.Module):
 
     def __init__(self, size: int = 28, channels=(32, 64, 128), n_res: int = 1,
                  attention: bool = True, in_channels: int = 1, dropout: float = 0.0,
-                 parameterization: str = "noise", *, seed: int = 0):
+                 parameterization: str = "noise", *, out_channels: int | None = None,
+                 num_classes: int = 0, seed: int = 0):
         super().__init__()
         self.size = positive_int(size, "size", minimum=4, maximum=512)
         if (not isinstance(channels, list | tuple) or not channels
@@ -116,6 +128,9 @@ class UNet(nn.Module):
         self.n_res = positive_int(n_res, "n_res", maximum=8)
         self.attention = bool(attention)
         self.in_channels = positive_int(in_channels, "in_channels", maximum=4)
+        self.out_channels = (self.in_channels if out_channels is None else
+                             positive_int(out_channels, "out_channels", maximum=4096))
+        self.num_classes = positive_int(num_classes, "num_classes", minimum=0, maximum=100_000)
         self.dropout = positive_float(dropout, "dropout", allow_zero=True, upper=0.9)
         self.parameterization = _choice(parameterization, "parameterization",
                                         PARAMETERIZATIONS)
@@ -153,9 +168,12 @@ class UNet(nn.Module):
                     self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                  nn.Conv2d(ch, ch, 3, padding=1)))
             self.out_norm = nn.GroupNorm(_groups(ch), ch)
-            self.out = nn.Conv2d(ch, self.in_channels, 3, padding=1)
+            self.out = nn.Conv2d(ch, self.out_channels, 3, padding=1)
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
+            # built last, so that an unconditional network's weights do not depend on it
+            self.label_emb = (nn.Embedding(self.num_classes + 1, t_dim) if self.num_classes
+                              else None)
 
     def config(self) -> dict:
         """The constructor arguments (plain Python types): ``UNet(**net.config())`` rebuilds
@@ -163,22 +181,31 @@ class UNet(nn.Module):
         return {"size": self.size, "channels": list(self.channels), "n_res": self.n_res,
                 "attention": self.attention, "in_channels": self.in_channels,
                 "dropout": self.dropout, "parameterization": self.parameterization,
+                "out_channels": self.out_channels, "num_classes": self.num_classes,
                 "seed": self.seed}
 
     def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return (f"size={self.size}, channels={self.channels}, n_res={self.n_res}, "
                 f"attention={self.attention}, parameterization={self.parameterization!r}, "
+                f"out_channels={self.out_channels}, num_classes={self.num_classes}, "
                 f"parameters={n:,}")
 
-    def forward(self, x, t):
+    def forward(self, x, t, label=None):
         """The raw output (noise, score or clean image, see ``parameterization``) at images
-        ``x`` of shape ``(m, C, size, size)`` and times ``t`` (a float or shape ``(m,)``)."""
+        ``x`` of shape ``(m, C, size, size)`` and times ``t`` (a float or shape ``(m,)``);
+        shape ``(m, out_channels, size, size)``. ``label`` (class-conditional networks only):
+        ``None`` (no label), an int, or an integer tensor of shape ``(m,)`` with entries in
+        ``0..num_classes`` (``num_classes`` means no label)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_channels, self.size, self.size):
             raise ValueError(f"x must have shape (m, {self.in_channels}, {self.size}, "
                              f"{self.size}), got {tuple(x.shape)}")
         t = _batch_times(x, t)
         temb = self.t_mlp(_sinusoidal(t, self.freqs))
+        if self.label_emb is not None:
+            temb = temb + self.label_emb(self._labels(label, x))
+        elif label is not None:
+            raise ValueError("label given to an unconditional UNet (num_classes = 0)")
         h = self.inp(x)
         hs = [h]
         for layer in self.down:
@@ -192,12 +219,34 @@ class UNet(nn.Module):
                 h = layer(h)
         return self.out(F.silu(self.out_norm(h)))
 
-    def score(self, x, t, sde):
+    def _labels(self, label, x):
+        m = x.shape[0]
+        if label is None:
+            return torch.full((m,), self.num_classes, dtype=torch.long, device=x.device)
+        lab = torch.as_tensor(label, device=x.device)
+        if lab.dtype.is_floating_point or lab.dtype == torch.bool:
+            raise ValueError(f"label must hold integers, got dtype {lab.dtype}")
+        lab = lab.long()
+        if lab.ndim == 0:
+            lab = lab.expand(m)
+        if lab.shape != (m,):
+            raise ValueError(f"label must be an int or have shape ({m},), got "
+                             f"{tuple(lab.shape)}")
+        if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) > self.num_classes):
+            raise ValueError(f"label must lie in 0..{self.num_classes} ({self.num_classes} = "
+                             f"no label), got values in [{int(lab.min())}, {int(lab.max())}]")
+        return lab
+
+    def score(self, x, t, sde, label=None):
         """The score at images ``x`` and times ``t`` under the linear ``sde`` (differentiable),
-        converted from the raw output by the parameterisation."""
+        converted from the raw output by the parameterisation (``label``: see
+        :meth:`forward`)."""
+        if self.out_channels != self.in_channels:
+            raise ValueError(f"score needs out_channels == in_channels ({self.in_channels}); "
+                             f"this network has a raw head of {self.out_channels} channels")
         t = _batch_times(x, t)
         alpha, sigma = sde._alpha_sigma(t)
-        return _to_score(self(x, t), self.parameterization, x, alpha[:, None, None, None],
-                         sigma[:, None, None, None])
+        return _to_score(self(x, t, label), self.parameterization, x,
+                         alpha[:, None, None, None], sigma[:, None, None, None])
 
 
