@@ -1,7 +1,9 @@
 """Image generation with one score network: continuous and discrete samplers (Chapter 5).
 
 - :mod:`diffnotes.images.unet` -- :class:`UNet`, a compact U-Net for the score of small images.
-- :mod:`diffnotes.images.training` -- presets, data, :func:`train` with atomic checkpoints,
+- :mod:`diffnotes.images.config` -- :class:`~diffnotes.images.config.TrainConfig`, the
+  presets, where training draws its noise levels.
+- :mod:`diffnotes.images.training` -- data, :func:`train` with atomic checkpoints,
   exact resumption and multi-process training (``torchrun``); :func:`load_model`.
 - :mod:`diffnotes.images.sampling` -- :func:`sample` with Euler-Maruyama, the Heun
   probability-flow ODE and the Ehrenfest process on pixel levels, all from one network.
@@ -18,7 +20,7 @@ extra (``pip install 'diffnotes[learn]'``: torch, tqdm, and scikit-learn for the
 from pathlib import Path
 
 from .._optional import images_needs  # noqa: F401  (missing torch: a pip hint)
-from . import metrics, plotting, sampling, training, unet
+from . import config, metrics, plotting, sampling, training, unet
 from .sampling import SAMPLERS, ImageRun, sample, to_pixels
 from .training import (
     PRESETS,
@@ -34,8 +36,9 @@ from .training import (
 from .unet import UNet
 
 __all__ = ["PRESETS", "SAMPLERS", "ImageRun", "Interrupted", "TrainConfig", "TrainResult",
-           "UNet", "dataset", "load_model", "make_sde", "metrics", "plotting", "pretrained",
-           "sample", "sampling", "to_pixels", "to_unit", "train", "training", "unet"]
+           "UNet", "config", "dataset", "load_model", "make_sde", "metrics", "plotting",
+           "pretrained", "sample", "sampling", "to_pixels", "to_unit", "train", "training",
+           "unet"]
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 

@@ -1,11 +1,14 @@
 r"""Training the image score model: presets, data, checkpoints, resumption, several processes.
 
-One function, :func:`train`, runs the whole loop for a :class:`TrainConfig`:
+One function, :func:`train`, runs the whole loop for a
+:class:`~diffnotes.images.config.TrainConfig`:
 
 * **Data.** :func:`dataset` turns a preset's images into float tensors in :math:`[-1, 1]`
   (pixel level :math:`p \in \{0..S\}` becomes :math:`2p/S - 1`), kept whole on the device.
 * **Loss.** The denoising score-matching loss of :func:`diffnotes.score.dsm_loss` under the VP
-  SDE of Chapter 3, with times :math:`t \sim \mathcal U(t_{\min}, 1)`.
+  SDE of Chapter 3, with times drawn by :func:`~diffnotes.images.config.sample_times`
+  (:math:`t \sim \mathcal U(t_{\min}, 1)` by default); for a class-conditional network
+  (``num_classes``), each image's label, dropped with probability ``label_dropout``.
 * **Optimiser.** AdamW, linear warm-up then cosine decay of the learning rate, gradient
   clipping, an :class:`~diffnotes.score.EMA` of the weights; bfloat16 autocast on CUDA.
 * **Checkpoints.** Every ``ckpt_every`` steps (and at the end) ``checkpoint.pt`` is written
@@ -41,7 +44,6 @@ One function, :func:`train`, runs the whole loop for a :class:`TrainConfig`:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import os
@@ -57,107 +59,15 @@ import torch
 from torch import nn
 
 from .. import data as _data
-from .._checks import positive_float, positive_int
 from ..score import EMA, _dsm_loss
-from ..sde import VPSDE
 from ..utils import device as default_device
 from ..utils import torch_threads
-from .unet import UNet
+from .config import DATASETS, FORMAT, PRESETS, TrainConfig, build_model, make_sde, sample_times
 
-__all__ = ["PRESETS", "Interrupted", "TrainConfig", "TrainResult", "dataset",
-           "load_checkpoint", "load_model", "make_sde", "train"]
-
-FORMAT = "diffnotes.images/1"
-DATASETS = ("digits", "mnist8k", "mnist")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (and nothing that does not, like the device).
-
-    ``dataset`` is ``"digits"`` (scikit-learn's 8x8 digits, 17 grey levels: training on 1497
-    of the 1797, a random 300 held out with a fixed seed), ``"mnist8k"`` (the first 8000
-    images of the MNIST *test* split, for machines that hold only that split; the last 2000 are
-    kept for evaluation) or ``"mnist"`` (the 60000 training images). See :data:`PRESETS`.
-    """
-
-    dataset: str = "digits"
-    channels: tuple = (16, 32)
-    n_res: int = 1
-    attention: bool = True
-    dropout: float = 0.0
-    parameterization: str = "noise"
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    t_min: float = 1e-3
-    steps: int = 800
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup: int = 100
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    seed: int = 0
-    ckpt_every: int = 400
-
-    def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got "
-                             f"{self.dataset!r}")
-        self.channels = tuple(self.channels)
-        for name in ("n_res", "steps", "batch_size", "ckpt_every"):
-            setattr(self, name, positive_int(getattr(self, name), name))
-        self.warmup = positive_int(self.warmup, "warmup", minimum=0)
-        self.seed = positive_int(self.seed, "seed", minimum=0)
-        for name in ("beta_min", "beta_max", "t_min", "lr", "grad_clip"):
-            setattr(self, name, positive_float(getattr(self, name), name))
-        self.weight_decay = positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        self.ema_decay = positive_float(self.ema_decay, "ema_decay", allow_zero=True,
-                                        upper=0.99999)
-        if self.t_min >= 1:
-            raise ValueError(f"t_min must be < 1 (the VP SDE's horizon), got {self.t_min}")
-
-    @property
-    def size(self) -> int:
-        return 8 if self.dataset == "digits" else 28
-
-    @property
-    def levels(self) -> int:
-        """The largest pixel level ``S``: 16 for the digits, 255 for MNIST."""
-        return _data.DIGITS_LEVELS if self.dataset == "digits" else _data.MNIST_LEVELS
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
-
-    def replace(self, **changes) -> TrainConfig:
-        """A copy with some fields changed (checked like the constructor)."""
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
-
-
-PRESETS = {
-    "digits": TrainConfig(dataset="digits", channels=(16, 32), steps=800, batch_size=64,
-                          lr=3e-3, warmup=100, ema_decay=0.995, ckpt_every=400),
-    "mnist8k": TrainConfig(dataset="mnist8k", channels=(32, 64, 128), steps=3000,
-                           batch_size=64, lr=1e-3, warmup=200, ema_decay=0.999,
-                           ckpt_every=250),
-    "mnist": TrainConfig(dataset="mnist", channels=(64, 128, 128), n_res=2, dropout=0.1,
-                         steps=30000, batch_size=128, lr=2e-4, warmup=1000,
-                         ema_decay=0.9999, ckpt_every=2000),
-}
-"""Named configurations: ``"digits"`` (trains on one CPU core in about a minute),
-``"mnist8k"`` (the configuration of the checkpoint shipped with the book) and ``"mnist"``
-(the full training split, for a GPU)."""
-
+# TrainConfig, PRESETS, make_sde and build_model live in .config (re-exported here)
+__all__ = ["Interrupted", "TrainResult", "dataset", "load_checkpoint", "load_model", "train",
+           "to_unit"]
+_REEXPORTED = (PRESETS, TrainConfig, build_model, make_sde)
 
 @dataclass
 class TrainResult:
@@ -185,11 +95,6 @@ class TrainResult:
     seconds: float
     images_per_second: float
     info: dict = field(default_factory=dict)
-
-
-def make_sde(config: TrainConfig) -> VPSDE:
-    """The forward SDE of a configuration (the VP SDE of Chapter 3, ``T = 1``)."""
-    return VPSDE(config.beta_min, config.beta_max)
 
 
 def _split(name: str, data_dir=None):
@@ -245,13 +150,6 @@ def dataset(name: str, split: str = "train", *, data_dir=None):
     levels = _data.DIGITS_LEVELS if name == "digits" else _data.MNIST_LEVELS
     return to_unit(images, levels), torch.as_tensor(np.asarray(labels), dtype=torch.int64), \
         levels
-
-
-def build_model(config: TrainConfig) -> UNet:
-    """The (untrained) U-Net of a configuration."""
-    return UNet(size=config.size, channels=config.channels, n_res=config.n_res,
-                attention=config.attention, dropout=config.dropout,
-                parameterization=config.parameterization, seed=config.seed)
 
 
 def _lr_at(config: TrainConfig, step: int) -> float:
@@ -406,8 +304,9 @@ def train(config: TrainConfig | str = "digits", *, out=None, resume: bool = True
     Parameters
     ----------
     config : TrainConfig or str
-        A configuration or the name of a preset (:data:`PRESETS`); keyword ``overrides``
-        replace fields (``train("digits", steps=300)``).
+        A configuration or the name of a preset
+        (:data:`~diffnotes.images.config.PRESETS`); keyword ``overrides`` replace fields
+        (``train("digits", steps=300)``).
     out : str or Path, optional
         Folder for ``checkpoint.pt`` and ``model.pt`` (created). ``None`` writes nothing.
     resume : bool
@@ -453,7 +352,10 @@ def train(config: TrainConfig | str = "digits", *, out=None, resume: bool = True
 def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
     from tqdm.auto import trange
 
-    x_all, _, _ = dataset(config.dataset, "train", data_dir=data_dir)
+    x_all, y_all, _ = dataset(config.dataset, "train", data_dir=data_dir)
+    if config.num_classes and int(y_all.max()) >= config.num_classes:
+        raise ValueError(f"num_classes = {config.num_classes} is too small for the labels of "
+                         f"{config.dataset} (0..{int(y_all.max())})")
     n = x_all.shape[0]
     if config.batch_size % dist_.world:
         raise ValueError(f"batch_size = {config.batch_size} must be divisible by the number "
@@ -462,7 +364,7 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
     if local_batch > n // dist_.world:
         raise ValueError(f"batch_size = {config.batch_size} is larger than the training set "
                          f"({n} images)")
-    x_all = x_all.to(dev)
+    x_all, y_all = x_all.to(dev), y_all.to(dev)
     sde = make_sde(config)
     model = build_model(config).to(dev)
     ema = EMA(model, config.ema_decay)
@@ -479,9 +381,10 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
                 (out / name).unlink(missing_ok=True)
         if resume and ckpt_path.is_file():
             ckpt = load_checkpoint(ckpt_path)
-            if ckpt["config"] != config.to_dict():
-                diff = {k: (ckpt["config"].get(k), v) for k, v in config.to_dict().items()
-                        if ckpt["config"].get(k) != v}
+            saved = TrainConfig.from_dict(ckpt["config"]).to_dict()   # older files: defaults
+            if saved != config.to_dict():
+                diff = {k: (saved.get(k), v) for k, v in config.to_dict().items()
+                        if saved.get(k) != v}
                 raise ValueError(f"{ckpt_path} was written for another configuration "
                                  f"(checkpoint vs now: {diff}); use another out folder or "
                                  "resume=False")
@@ -538,13 +441,19 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
                 order = order.to(dev)
                 epoch = e
             first = k * config.batch_size
-            x0 = x_all[order[first + lo:first + hi]]
+            idx = order[first + lo:first + hi]
+            x0 = x_all[idx]
             # the times and noise of the whole global batch, alike on every process
             gen.manual_seed(_step_seed(config.seed, step))
-            t = config.t_min + (1 - config.t_min) * torch.rand(
-                config.batch_size, generator=gen, device=dev)[lo:hi]
+            t = sample_times(config, torch.rand(config.batch_size, generator=gen,
+                                                device=dev)[lo:hi])
             eps = torch.randn((config.batch_size, *x0.shape[1:]), generator=gen,
                               device=dev)[lo:hi]
+            label = None
+            if config.num_classes:    # drawn after the noise: unconditional runs are unchanged
+                label = y_all[idx].clone()
+                drop = torch.rand(config.batch_size, generator=gen, device=dev)[lo:hi]
+                label[drop < config.label_dropout] = config.num_classes
             alpha, sigma = (c[:, None, None, None] for c in sde._alpha_sigma(t))
             xt = alpha * x0 + sigma * eps
             for group in opt.param_groups:
@@ -554,7 +463,7 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
                 if dropout:
                     torch.manual_seed(_step_seed(config.seed, step, 1 + dist_.rank))
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                    output = net(xt, t)
+                    output = net(xt, t) if label is None else net(xt, t, label)
             loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
                              eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
                              config.parameterization, "sigma2", None) / x0[0].numel()
