@@ -7,6 +7,8 @@
   exact resumption and multi-process training (``torchrun``); :func:`load_model`.
 - :mod:`diffnotes.images.sampling` -- :func:`sample` with Euler-Maruyama, the Heun
   probability-flow ODE and the Ehrenfest process on pixel levels, all from one network.
+- :mod:`diffnotes.images.guidance` -- classifier-free guidance: :func:`guided` turns a
+  class-conditional network into a model every sampler takes.
 - :mod:`diffnotes.images.metrics` -- a classifier trained on the same data and a Frechet
   distance on its features (an FID-style score, not Inception FID), label statistics, floors.
 - :mod:`diffnotes.images.plotting` -- image grids.
@@ -20,7 +22,8 @@ extra (``pip install 'diffnotes[learn]'``: torch, tqdm, and scikit-learn for the
 from pathlib import Path
 
 from .._optional import images_needs  # noqa: F401  (missing torch: a pip hint)
-from . import config, metrics, plotting, sampling, training, unet
+from . import config, guidance, metrics, plotting, sampling, training, unet
+from .guidance import Guided, guided
 from .sampling import SAMPLERS, ImageRun, sample, to_pixels
 from .training import (
     PRESETS,
@@ -35,10 +38,10 @@ from .training import (
 )
 from .unet import UNet
 
-__all__ = ["PRESETS", "SAMPLERS", "ImageRun", "Interrupted", "TrainConfig", "TrainResult",
-           "UNet", "config", "dataset", "load_model", "make_sde", "metrics", "plotting",
-           "pretrained", "sample", "sampling", "to_pixels", "to_unit", "train", "training",
-           "unet"]
+__all__ = ["PRESETS", "SAMPLERS", "Guided", "ImageRun", "Interrupted", "TrainConfig",
+           "TrainResult", "UNet", "config", "dataset", "guidance", "guided", "load_model",
+           "make_sde", "metrics", "plotting", "pretrained", "sample", "sampling", "to_pixels",
+           "to_unit", "train", "training", "unet"]
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 
