@@ -55,3 +55,22 @@ def test_bad_guidance_arguments():
         guided(net, 0, -1.0)
     with pytest.raises(ValueError, match="already"):
         guided(net, 0, 1.0)(torch.zeros(1, 1, 8, 8), 0.5, 1)
+
+
+def test_per_image_labels_in_one_batch():
+    net = _net()
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 3, 1, 3])
+    g = guided(net, labels, 1.5)
+    with torch.no_grad():
+        out = g(x, 0.3)
+        for i, c in enumerate(labels.tolist()):
+            assert torch.allclose(out[i], guided(net, c, 1.5)(x[i:i + 1], 0.3)[0], atol=1e-5)
+    config = PRESETS["digits"].replace(channels=(8, 16), num_classes=4)
+    assert sample(g, config, 4, sampler="heun", n_steps=2).pixels.shape == (4, 8, 8)
+    with pytest.raises(ValueError, match="per-image labels"):
+        sample(g, config, 6, sampler="heun", n_steps=2)
+    with pytest.raises(ValueError, match="label must lie"):
+        guided(net, torch.tensor([0, 4]), 1.0)
+    with pytest.raises(ValueError, match="integer"):
+        guided(net, torch.tensor([0.0, 1.0]), 1.0)
