@@ -139,3 +139,128 @@ def test_samplers_as_the_chapter_says():
     R = D.reverse_rates("uniform", N, x, T - 0.5, exact["uniform"](x, [T - 0.5]))
     assert np.allclose(R.sum(-1), (N - 1) / N, rtol=0.05)
     assert D.masked_weight(T - 0.5) < 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# Images (section "Images: the digits' 17 grey levels"), at the chapter's settings and seeds
+# --------------------------------------------------------------------------------------------
+IMG_NFES = (10, 30, 100)
+IMG_N = 150
+
+
+@pytest.fixture(scope="module")
+def digits_runs():
+    """The chapter's image cell: the shipped networks, the classifier, 150 samples per chain
+    and budget (seed 2), each scored by images.metrics.quality (rng 0)."""
+    import torch
+
+    from diffnotes import discrete_images as DI
+    from diffnotes import images as im
+    from diffnotes.discrete_learn import denoiser_loss
+    from diffnotes.images import metrics
+    from diffnotes.utils import torch_threads
+
+    with torch_threads(1):
+        nets = {k: DI.pretrained(k) for k in D.KINDS}
+        ehr_net, ehr_cfg, _ = im.pretrained("digits-score", device="cpu")
+        xtr, ytr, _ = im.dataset("digits", "train")
+        xev, _, _ = im.dataset("digits", "eval")
+        clf = metrics.train_classifier(xtr, ytr, seed=0)
+        out = {}
+        for chain in ("masked", "uniform", "ehrenfest"):
+            for nfe in IMG_NFES:
+                if chain == "ehrenfest":
+                    r = im.sample(ehr_net, ehr_cfg, IMG_N, sampler="ehrenfest", n_steps=nfe,
+                                  seed=2)
+                    pixels, rej = r.pixels, 0.0
+                else:
+                    model, cfg, _ = nets[chain]
+                    pixels, run = DI.sample(model, IMG_N, nfe - 1, config=cfg, seed=2)
+                    assert run.n_evals == nfe
+                    rej = run.n_rejected / (IMG_N * 64 * (nfe - 1))
+                x = im.to_unit(pixels, 16)
+                out[chain, nfe] = (metrics.quality(clf, x, xev, IMG_N, rng=0),
+                                   metrics.memorisation(x, xtr, xev[:IMG_N]), rej)
+        model, cfg, info = nets["masked"]
+        held = torch.as_tensor(DI.to_levels(xev))
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            nelbo = np.mean([denoiser_loss("masked", model, held, 17, T=cfg.T,
+                                           generator=gen).item() for _ in range(20)])
+    bpp = 1 / (64 * np.log(2))
+    return out, bpp * info["losses"][-100:].mean(), bpp * nelbo
+
+
+def _ratio(runs, key):
+    q = runs[key][0]
+    return q.fd.mean / q.floor_fd.mean
+
+
+def test_images_masked_elbo_is_not_memorised(digits_runs):
+    """Held-out negative ELBO within 5 % of the training loss, both well below log2(17)."""
+    _, train_bpp, held_bpp = digits_runs
+    assert abs(held_bpp - train_bpp) < 0.05 * train_bpp
+    assert held_bpp < 0.5 * np.log2(17)
+
+
+def test_images_ten_evaluations(digits_runs):
+    """At 10 NFE: masked within 1.5x the floor, Ehrenfest above 1.8x, uniform above both."""
+    runs, _, _ = digits_runs
+    m, e, u = (_ratio(runs, (c, 10)) for c in ("masked", "ehrenfest", "uniform"))
+    assert m < 1.5 < 1.8 < e < u
+
+
+def test_images_unordered_chains_reach_the_floor_at_100(digits_runs):
+    """At 100 NFE masked and uniform are within one floor spread of the floor."""
+    runs, _, _ = digits_runs
+    for chain in ("masked", "uniform"):
+        q = runs[chain, 100][0]
+        assert abs(q.fd.mean - q.floor_fd.mean) <= q.floor_fd.std
+
+
+def test_images_ehrenfest_stays_above_the_floor_band(digits_runs):
+    """Ehrenfest at 30 and 100 NFE: more than one floor spread above the floor, and the two
+    not more than their spreads apart."""
+    runs, _, _ = digits_runs
+    q30, q100 = runs["ehrenfest", 30][0], runs["ehrenfest", 100][0]
+    for q in (q30, q100):
+        assert q.fd.mean - q.floor_fd.mean > q.floor_fd.std
+    assert abs(q30.fd.mean - q100.fd.mean) <= max(q30.fd.std, q100.fd.std)
+
+
+def test_images_no_run_copies_the_training_digits(digits_runs):
+    runs, _, _ = digits_runs
+    assert min(v[1].ratio for v in runs.values()) > 1.1
+
+
+def test_images_uniform_tau_leaping_rejections(digits_runs):
+    """Multi-moves rejected: a sizeable share at 10 NFE (the prose's percentage), falling
+    with the budget."""
+    runs, _, _ = digits_runs
+    rej = [runs["uniform", k][2] for k in IMG_NFES]
+    assert 0.1 < rej[0] < 0.4 and rej[0] > rej[1] > rej[2]
+    assert all(runs["masked", k][2] == 0 for k in IMG_NFES)
+
+
+def test_unmasking_steps_that_change_a_digit():
+    """Exercise ex-ch6-no-clock: the expected number of the 99 steps that unmask a pixel of a
+    64-pixel digit, k (1 - (1 - p)^64), about half of them; against a simulation of the
+    sampler itself (a denoiser that records the state at every call)."""
+    k, T_img = 99, 8.0
+    a_T, a_min = np.exp(-T_img), np.exp(-1e-3)
+    p = (a_min - a_T) / (k * (1 - a_T))
+    expected = k * (1 - (1 - p) ** 64)
+    assert 0.4 * k < expected < 0.55 * k
+    m = 4000
+    seen = []
+
+    def recorder(x, t):
+        seen.append(x.copy())
+        return np.full(x.shape + (17,), 1 / 17)
+
+    run = D.sample_unmask(recorder, m, 64, 17, T_img, rng=3, n_steps=k)
+    assert len(seen) == k + 1 and run.n_evals == k + 1
+    states = np.stack(seen)      # x before each of the k steps, then before the decoder
+    changed = (states[:-1] != states[1:]).any(-1).sum(0)     # per digit
+    se = changed.std() / np.sqrt(m)
+    assert abs(changed.mean() - expected) < 4 * se
