@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from diffnotes import data as _data
+from diffnotes import ehrenfest
 from diffnotes.ehrenfest import score_to_rates
 from diffnotes.images import (
     PRESETS,
@@ -38,7 +39,12 @@ from diffnotes.images import (
     train,
 )
 from diffnotes.images.__main__ import main as cli_main
-from diffnotes.images.sampling import ehrenfest_clock, ehrenfest_rates
+from diffnotes.images.sampling import (
+    _bridge_coefficients,
+    bridge_moves,
+    ehrenfest_clock,
+    ehrenfest_rates,
+)
 from diffnotes.images.training import _digest, build_model, load_checkpoint, to_unit
 from diffnotes.sde import VPSDE
 from diffnotes.utils import torch_threads
@@ -362,7 +368,7 @@ def test_command_line(tmp_path, capsys):
     assert cli_main(["sample", "--model", str(out / "model.pt"), "--sampler", "ehrenfest",
                      "--steps", "2", "--n", "4", "--out", str(npy), "--device", "cpu"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["nfe"] == 2 and report["out"] == str(npy)
+    assert report["nfe"] == 3 and report["out"] == str(npy)    # 2 steps + the last step
     pixels = np.load(npy)
     assert pixels.dtype == np.uint8 and pixels.shape == (4, 8, 8) and pixels.max() <= 16
 
@@ -404,7 +410,7 @@ def test_samplers(tiny_model, sampler):
         run = sample(net, config, n, sampler=sampler, n_steps=k, seed=1)
     finally:
         calls.handle.remove()
-    nfe = (2 * k if sampler == "heun" else k) + (sampler != "ehrenfest")   # + denoising
+    nfe = (2 * k if sampler == "heun" else k) + 1      # + the final denoising
     assert run.nfe == nfe and calls.n == nfe           # one batch: one call per evaluation
     assert run.pixels.dtype == np.uint8 and run.pixels.shape == (n, 8, 8)
     assert run.pixels.max() <= config.levels == 16
@@ -630,3 +636,91 @@ def test_final_denoising_is_tweedie_of_the_last_point(tiny_model, sampler):
     with torch.no_grad():
         expected = (raw.x - sigma * net(raw.x, config.t_min)) / alpha
     torch.testing.assert_close(den.x, expected, rtol=1e-5, atol=1e-6)
+
+
+# -------------------------------------------------------------- the Ehrenfest bridge step
+@pytest.mark.parametrize("theta, theta1", [(2.0, 1.9), (1.0, 0.6), (0.3, 0.05), (3.0, 0.01)])
+def test_bridge_mean_is_the_exact_ehrenfest_bridge_mean(theta, theta1):
+    """The mean of the "bridge" step (the OU bridge's, S/2 + A (n - S/2) + B (n0 - S/2)) is the
+    exact mean of the Ehrenfest process at theta1 given its level n at theta and its clean level
+    n0, computed from the exact transition matrices (S = 16), for every pair (n0, n) of
+    probability above 1e-6 -- so with the exact posterior mean of n0 the step has the exact
+    reverse mean, at any step size. (Its variance is only the OU limit's.)"""
+    S = 16
+    P1 = ehrenfest.transition_matrix(S, theta1)
+    P2 = ehrenfest.transition_matrix(S, theta - theta1)
+    P = ehrenfest.transition_matrix(S, theta)
+    A, B, V = _bridge_coefficients(theta, theta1)
+    lev = np.arange(S + 1)
+    checked = 0
+    for n0 in lev:
+        for n in lev[P[n0] > 1e-6]:
+            w = P1[n0] * P2[:, n]
+            w = w / w.sum()
+            assert abs(w @ lev - (S / 2 + A * (n - S / 2) + B * (n0 - S / 2))) < 1e-7
+            checked += 1
+    assert checked > 50
+    # the variance in the OU scale, beside the exact one of the stationary start (n0 averaged)
+    assert 0 < V < -math.expm1(-2 * theta1)
+
+
+def test_bridge_moves_match_mean_and_variance():
+    """bridge_moves: the mean exactly, the variance where the lattice allows it; where the
+    variance asked for is below that of one-way moves with that mean, those are used and
+    counted."""
+    S = 255
+    n0 = torch.tensor([0, 2, 100, 128, 250, 255, 40])
+    mean = torch.tensor([0.3, 1.4, 90.0, 128.0, 252.0, 254.5, 40.5], dtype=torch.float64)
+    var = torch.tensor([0.3, 0.9, 30.0, 10.0, 1.5, 0.4, 0.2], dtype=torch.float64)
+    reps = 40_000
+    gen = torch.Generator().manual_seed(0)
+    out, n_wide = bridge_moves(n0.repeat(reps, 1), mean.repeat(reps, 1), var.repeat(reps, 1),
+                               S, gen)
+    assert out.dtype == torch.long and out.min() >= 0 and out.max() <= S
+    assert n_wide == 2 * reps                      # the last two columns
+    m, v = out.double().mean(0), out.double().var(0)
+    se = (v / reps).sqrt()
+    assert torch.all((m - mean).abs() < 5 * se + 1e-9), (m, mean)
+    feasible = slice(0, 5)
+    assert torch.allclose(v[feasible], var[feasible], rtol=0.04), (v, var)
+    # the narrowest moves with the mean: one-way, variance r (1 - r / pool)
+    assert torch.allclose(v[5:], torch.tensor([0.5 * (1 - 0.5 / 255)] * 2).double(), rtol=0.04)
+    with pytest.raises(ValueError, match="var"):
+        bridge_moves(n0, mean, -var, S)
+
+
+class _BlackImageOracle(torch.nn.Module):
+    """A stand-in network whose noise prediction is exact for one image, all black: the score
+    of y_tau = -alpha + sigma eps."""
+
+    parameterization = "noise"
+
+    def __init__(self, size=28):
+        super().__init__()
+        self.in_channels, self.size = 1, size
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def score(self, y, tau, sde):
+        alpha, sigma = (float(v) for v in sde.alpha_sigma(float(tau)))
+        return -(y + alpha) / sigma**2
+
+
+def test_bridge_step_is_exact_for_a_known_image_and_frozen_rates_lag():
+    """With the exact noise prediction of an all-black image (S = 255), five bridge steps end
+    (denoise=False) with the mean level of the exact forward law at theta(t_min),
+    S (1 - exp(-theta)) / 2 ~ 1.76, within 0.05 (Monte Carlo error about 0.01); the last step
+    then sets every pixel to 0. Five frozen-rate steps on the same grid are more than a
+    level behind."""
+    net = _BlackImageOracle()
+    config = PRESETS["mnist8k"]
+    theta_min = float(ehrenfest_clock(config.t_min, 255, make_sde(config)))
+    exact = 255 * -math.expm1(-theta_min) / 2
+    raw = sample(net, config, 64, sampler="ehrenfest", n_steps=5, seed=0, denoise=False)
+    assert abs(raw.pixels.mean() - exact) < 0.05, (raw.pixels.mean(), exact)
+    den = sample(net, config, 8, sampler="ehrenfest", n_steps=5, seed=0)
+    assert den.nfe == 6 and den.pixels.max() == 0
+    rates = sample(net, config, 64, sampler="ehrenfest", n_steps=5, seed=0, denoise=False,
+                   ehrenfest_step="rates")
+    assert rates.pixels.mean() > exact + 1.0, rates.pixels.mean()
+    with pytest.raises(ValueError, match="ehrenfest_step"):
+        sample(net, config, 2, sampler="ehrenfest", n_steps=2, ehrenfest_step="tau")
