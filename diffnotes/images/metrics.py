@@ -53,7 +53,7 @@ import torch
 from diffnotes._checks import as_rng, positive_float, positive_int, real_array
 from diffnotes.metrics import Floor, mmd
 
-from .classifier import N_CLASSES, Classifier, _classifier, _images
+from .classifier import N_CLASSES, Classifier, _classifier, _images, _labels
 
 # the classifier's names, importable from here as before its move to diffnotes.images.classifier
 from .classifier import _shift as _shift  # isort: skip
@@ -66,6 +66,7 @@ __all__ = [
     "Quality",
     "classifier_fid",
     "classifier_kid",
+    "class_spread",
     "feature_stats",
     "frechet_distance",
     "frechet_features",
@@ -498,4 +499,29 @@ def label_stats(classifier: Classifier, images, *, threshold: float = 0.02,
             "marginal_entropy": float(_entropy(p.mean(axis=0))),
             "coverage": float(np.mean(freq >= threshold)),
             "class_freq": freq.astype(float)}
+
+
+def class_spread(images, labels) -> float:
+    r"""The diversity of a labelled set of images: the mean pixel distance between two
+    different images of the same class, averaged over the classes present (pixels in
+    :math:`[-1, 1]`; Euclidean distance of the flattened images),
+
+    .. math:: \frac{1}{|C|}\sum_{c \in C}\frac{1}{n_c(n_c - 1)}
+              \sum_{i \ne j,\ y_i = y_j = c} \lVert x_i - x_j\rVert .
+
+    Classes with fewer than two images are skipped (at least one class needs two). Compare a
+    sampler's value with that of real images with the same class counts: lower means the
+    samples of a class are more alike than real digits are, the price of strong guidance."""
+    x = _images(images, "images", min_n=2)
+    y = _labels(labels, x.shape[0], "labels")
+    flat = x.flatten(1).double()
+    means = []
+    for c in range(N_CLASSES):
+        z = flat[y == c]
+        n = z.shape[0]
+        if n > 1:
+            means.append(float(torch.cdist(z, z).sum()) / (n * (n - 1)))
+    if not means:
+        raise ValueError("labels must give at least one class two images")
+    return float(np.mean(means))
 
