@@ -170,8 +170,9 @@ def digits_runs():
         for chain in ("masked", "uniform", "ehrenfest"):
             for nfe in IMG_NFES:
                 if chain == "ehrenfest":
-                    r = im.sample(ehr_net, ehr_cfg, IMG_N, sampler="ehrenfest", n_steps=nfe,
-                                  seed=2)
+                    r = im.sample(ehr_net, ehr_cfg, IMG_N, sampler="ehrenfest",
+                                  n_steps=nfe - 1, seed=2)
+                    assert r.nfe == nfe
                     pixels, rej = r.pixels, 0.0
                 else:
                     model, cfg, _ = nets[chain]
@@ -203,34 +204,34 @@ def test_images_masked_elbo_is_not_memorised(digits_runs):
     assert held_bpp < 0.5 * np.log2(17)
 
 
+def _within_one_spread(q):
+    return abs(q.fd.mean - q.floor_fd.mean) <= q.floor_fd.std
+
+
 def test_images_ten_evaluations(digits_runs):
-    """At 10 NFE: masked within 1.5x the floor, Ehrenfest above 1.8x, uniform above both."""
+    """At 10 NFE: masked within one floor spread of the floor; Ehrenfest above it, uniform
+    above both."""
     runs, _, _ = digits_runs
+    assert _within_one_spread(runs["masked", 10][0])
     m, e, u = (_ratio(runs, (c, 10)) for c in ("masked", "ehrenfest", "uniform"))
-    assert m < 1.5 < 1.8 < e < u
+    assert m < e < u
+    assert not _within_one_spread(runs["ehrenfest", 10][0])
 
 
-def test_images_unordered_chains_reach_the_floor_at_100(digits_runs):
-    """At 100 NFE masked and uniform are within one floor spread of the floor."""
+def test_images_all_three_reach_the_floor_at_100(digits_runs):
     runs, _, _ = digits_runs
-    for chain in ("masked", "uniform"):
-        q = runs[chain, 100][0]
-        assert abs(q.fd.mean - q.floor_fd.mean) <= q.floor_fd.std
-
-
-def test_images_ehrenfest_stays_above_the_floor_band(digits_runs):
-    """Ehrenfest at 30 and 100 NFE: more than one floor spread above the floor, and the two
-    not more than their spreads apart."""
-    runs, _, _ = digits_runs
-    q30, q100 = runs["ehrenfest", 30][0], runs["ehrenfest", 100][0]
-    for q in (q30, q100):
-        assert q.fd.mean - q.floor_fd.mean > q.floor_fd.std
-    assert abs(q30.fd.mean - q100.fd.mean) <= max(q30.fd.std, q100.fd.std)
+    for chain in ("masked", "uniform", "ehrenfest"):
+        assert _within_one_spread(runs[chain, 100][0]), chain
 
 
 def test_images_no_run_copies_the_training_digits(digits_runs):
+    """Every NN ratio above 1; the unordered chains' samples farther from the training digits
+    (in pixel space) than Ehrenfest's, at every budget."""
     runs, _, _ = digits_runs
-    assert min(v[1].ratio for v in runs.values()) > 1.1
+    nn = {c: [runs[c, k][1].ratio for k in IMG_NFES] for c in ("masked", "uniform",
+                                                                "ehrenfest")}
+    assert min(map(min, nn.values())) > 1.0
+    assert min(nn["masked"] + nn["uniform"]) > max(nn["ehrenfest"]) + 0.05
 
 
 def test_images_uniform_tau_leaping_rejections(digits_runs):
