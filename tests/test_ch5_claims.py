@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import brentq
 
 from diffnotes import ehrenfest
 from diffnotes import images as im
@@ -68,14 +69,21 @@ def test_modest_budgets_are_within_two_floor_spreads(digits, scores, key):
     assert q.kid.mean < floor.floor_kid.mean + 2 * floor.floor_kid.std
 
 
-@pytest.mark.parametrize("key", [("heun", 3), ("ehrenfest", 20)])
-def test_too_few_steps_are_far_above_the_floor(digits, scores, key):
-    """'Heun with 3 steps ... the Ehrenfest sampler with 20 steps ... those two runs are far
-    above its floor' (more than twice the FD floor, beyond two KID floor spreads)."""
+def test_too_few_steps_are_far_above_the_floor(digits, scores):
+    """'Heun with 3 steps scores ... times the floor ... far above its floor' (more than twice
+    the FD floor, beyond two KID floor spreads)."""
     floor = digits[2]
-    q = scores[key][0]
+    q = scores[("heun", 3)][0]
     assert q.fd.mean > 2 * floor.floor_fd.mean
     assert q.kid.mean > floor.floor_kid.mean + 2 * floor.floor_kid.std
+
+
+def test_ehrenfest_bridge_step_within_twice_the_floor_at_20_steps(digits, scores):
+    """'The Ehrenfest sampler with 20 steps (21 evaluations), with its bridge step, is within
+    twice the floor' (the frozen-rates step was above it)."""
+    floor = digits[2]
+    q = scores[("ehrenfest", 20)][0]
+    assert q.fd.mean < 2 * floor.floor_fd.mean
 
 
 def test_kid_every_other_run_within_two_floor_spreads(digits, scores):
@@ -101,11 +109,12 @@ def test_no_sample_set_is_a_copy_of_the_training_digits(scores):
 
 
 def test_ehrenfest_clips_about_one_rate_in_six_at_17_levels(digits):
-    """The clipped fraction the chapter glues (about 16%), and the output never leaves the
-    lattice."""
+    """The clipped fraction of the frozen-rates step the chapter glues (about 16%), and the
+    output never leaves the lattice."""
     run = digits[0]
     with torch_threads(1):
-        out = im.sample(run.ema, run.config, 64, sampler="ehrenfest", n_steps=200, seed=4)
+        out = im.sample(run.ema, run.config, 64, sampler="ehrenfest", n_steps=200, seed=4,
+                        ehrenfest_step="rates")
     frac = out.n_rate_clipped / out.n_rate_evals
     assert 0.08 < frac < 0.30
     assert out.n_clipped == 0
@@ -214,24 +223,67 @@ def test_shipped_network_record():
     assert "optimizer" not in ckpt   # the model file: config, averaged weights, record
 
 
-def test_mnist_backgrounds_darken_with_steps():
-    """The MNIST grids (16 images, seed 5): real backgrounds are black at the 70% quantile;
-    Heun's 9 steps come closer to it than 50 steps of Euler-Maruyama or Ehrenfest, whose grey
-    backgrounds darken from 20 to 50 steps."""
+def _border(x2k):
+    """The pixels that are 0 in at least 99% of the 2000 held-out digits (the border)."""
+    return (im.to_pixels(x2k, 255)[0] == 0).mean(0) >= 0.99
+
+
+def test_mnist_backgrounds():
+    """The MNIST grids (16 images, seed 5): real backgrounds are black (70% quantile 0, about
+    three pixels in four at exactly 0); Heun's 9 steps come closer to it than 50 steps of
+    Euler-Maruyama, whose grey background darkens from 20 to 50 steps. The Ehrenfest sampler
+    with the bridge step at 50 steps (51 evaluations) has a black background (70% quantile at
+    most 2, over a third of its pixels at exactly 0, border pixels below 1.5 levels on average);
+    with the frozen rates (8 images, 50 evaluations, no last step) the background sits more than
+    15 levels up, and hardly a pixel is at 0."""
     with torch_threads(1):
         model, config, _ = im.pretrained("mnist8k", device="cpu")
         x2k, _, _ = im.dataset("mnist8k", "eval")
 
-        def q70(sampler, k):
-            out = im.sample(model, config, 16, sampler=sampler, n_steps=k, seed=5)
-            return int(np.quantile(out.pixels, 0.7))
-        real = int(np.quantile(im.to_pixels(x2k[:16], 255)[0], 0.7))
-        heun = q70("heun", 9)
-        levels = {s: (q70(s, 20), q70(s, 50)) for s in ("em", "ehrenfest")}
-    assert real == 0
-    for s, (q20, q50) in levels.items():
-        assert q20 > q50 > heun, (s, q20, q50, heun)
+        def pixels(sampler, k, m=16, **kw):
+            return im.sample(model, config, m, sampler=sampler, n_steps=k, seed=5,
+                             **kw).pixels
+
+        def q70(p):
+            return int(np.quantile(p, 0.7))
+        border = _border(x2k)
+        real = im.to_pixels(x2k[:16], 255)[0]
+        heun = q70(pixels("heun", 9))
+        em = (q70(pixels("em", 20)), q70(pixels("em", 50)))
+        bridge = pixels("ehrenfest", 50)
+        rates = pixels("ehrenfest", 50, m=8, ehrenfest_step="rates", denoise=False)
+    assert q70(real) == 0 and 0.7 < (real == 0).mean() < 0.85
+    assert em[0] > em[1] > heun, (em, heun)
     assert heun < 16, heun
+    assert q70(bridge) <= 2 and (bridge == 0).mean() > 0.35, (q70(bridge), (bridge == 0).mean())
+    assert bridge[:, border].mean() < 1.5
+    assert q70(rates) > 15 and (rates == 0).mean() < 0.01 and rates[:, border].mean() > 15
+
+
+def test_mnist_network_keeps_a_lifted_background():
+    """'Asked to denoise a background lifted by k levels, the network returns one near k levels
+    up': 16 held-out digits noised by the Ehrenfest process at theta = 0.05 (exact draws),
+    their black pixels lifted by 5 levels; the network's clean estimate there is 4 to 6 levels
+    up (without the lift, below 1)."""
+    with torch_threads(1):
+        model, config, _ = im.pretrained("mnist8k", device="cpu")
+        x2k, _, _ = im.dataset("mnist8k", "eval")
+        img = im.to_pixels(x2k[:16], 255)[0].astype(np.int64)
+        sde = im.make_sde(config)
+        theta = 0.05
+        tau = brentq(lambda t: im.sampling.ehrenfest_clock(t, 255, sde) - theta, 1e-5, 0.5)
+        alpha, sigma = (float(v) for v in sde.alpha_sigma(tau))
+        b = np.sqrt(-np.expm1(-2 * theta))
+        n_t = ehrenfest.sample_forward(img, theta, 255, np.random.default_rng(0))
+        black = img == 0
+        levels = {}
+        for k in (0, 5):
+            x = (2 / np.sqrt(255)) * (np.where(black, n_t + k, n_t) - 127.5)
+            y = torch.from_numpy(x * sigma / b).float()[:, None]
+            with torch.no_grad():
+                y0 = (y - sigma * model(y, tau)) / alpha
+            levels[k] = float((127.5 * (y0[:, 0].numpy() + 1))[black].mean())
+    assert levels[0] < 1 and 4 < levels[5] < 6, levels
 
 
 @pytest.mark.parametrize("S", [16, 100, 255])
