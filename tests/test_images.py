@@ -722,5 +722,37 @@ def test_bridge_step_is_exact_for_a_known_image_and_frozen_rates_lag():
     rates = sample(net, config, 64, sampler="ehrenfest", n_steps=5, seed=0, denoise=False,
                    ehrenfest_step="rates")
     assert rates.pixels.mean() > exact + 1.0, rates.pixels.mean()
+    # Chapter 5: "even with the exact score of a black image, 50 such steps end 1.6 levels too
+    # high, where the exact law is at 1.8"; 50 bridge steps are exact in mean
+    rates = sample(net, config, 64, sampler="ehrenfest", n_steps=50, seed=0, denoise=False,
+                   ehrenfest_step="rates")
+    assert 1.4 < rates.pixels.mean() - exact < 1.8 and 1.7 < exact < 1.85
+    raw = sample(net, config, 64, sampler="ehrenfest", n_steps=50, seed=0, denoise=False)
+    assert abs(raw.pixels.mean() - exact) < 0.05
     with pytest.raises(ValueError, match="ehrenfest_step"):
         sample(net, config, 2, sampler="ehrenfest", n_steps=2, ehrenfest_step="tau")
+
+
+def test_why_frozen_rates_fall_behind_near_the_data():
+    """Chapter 5's diagnosis, in closed form (S = 255, the mnist8k clock): a black pixel's
+    exact reverse down rate at level n is about n / theta near the data; on the log-SNR grid
+    of 50 steps the last ten are each a quarter to a third of theta; and the exact law at
+    theta(t_min) = 0.014 puts a black pixel at level 1.8 on average, at 0 with probability
+    about 1/6."""
+    from diffnotes.sde import _flow_grid
+
+    S = 255
+    p0 = np.zeros(S + 1)
+    p0[0] = 1.0
+    levels = np.arange(1, 6)
+    for theta in (0.01, 0.03):
+        _, dn = ehrenfest.reverse_rates(levels, theta, S, p0)
+        assert np.allclose(dn, levels / theta, rtol=0.03)
+    config = PRESETS["mnist8k"]
+    sde = make_sde(config)
+    theta = ehrenfest_clock(_flow_grid(sde, 50, config.t_min, sde.T, "logsnr")[0], S, sde)
+    ratio = -np.diff(theta)[-10:] / theta[-11:-1]
+    assert np.all((0.22 < ratio) & (ratio < 0.34)), ratio
+    law = ehrenfest.marginal(p0, theta[-1], S)
+    assert 0.0135 < theta[-1] < 0.0145
+    assert abs(law @ np.arange(S + 1) - 1.76) < 0.02 and abs(law[0] - 1 / 6) < 0.01
