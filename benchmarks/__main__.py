@@ -7,6 +7,7 @@ import sys
 
 from . import (  # noqa: F401  (register their benchmarks)
     bench_ctmc,
+    bench_discrete,
     bench_dsb,
     bench_ehrenfest,
     bench_flow,
