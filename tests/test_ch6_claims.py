@@ -265,3 +265,25 @@ def test_unmasking_steps_that_change_a_digit():
     changed = (states[:-1] != states[1:]).any(-1).sum(0)     # per digit
     se = changed.std() / np.sqrt(m)
     assert abs(changed.mean() - expected) < 4 * se
+
+
+def test_images_elbo_prior_and_decoder_terms_are_small():
+    """'the prior and decoder terms are of order alpha_T log 17 and t_min nats per pixel': the
+    prior KL of one pixel is exactly alpha_T log 17; the shipped masked network's decoder term
+    on the held-out digits is below 3 t_min per pixel."""
+    from diffnotes import discrete_images as DI
+    from diffnotes import images as im
+
+    n, T_img, t_min = 17, 8.0, 1e-3
+    qT = D.transition_matrix("masked", n, T_img)[:n]
+    pi = D.prior("masked", n, T_img)
+    kl = (qT * np.log(qT / pi, where=qT > 0, out=np.zeros_like(qT))).sum(1)
+    assert np.allclose(kl, np.exp(-T_img) * np.log(n), rtol=1e-9)
+    model, cfg, _ = DI.pretrained("masked")
+    assert (cfg.T, cfg.t_min) == (T_img, t_min)
+    x0 = DI.to_levels(im.dataset("digits", "eval")[0])
+    xt = D.sample_forward("masked", np.repeat(x0, 20, 0), t_min, n, rng=0)
+    p = DI.denoiser(model)(xt, t_min)
+    ce = -np.log(np.take_along_axis(p, np.repeat(x0, 20, 0)[..., None], -1)[..., 0])
+    dec = (ce * (xt == n)).sum() / xt.size
+    assert 0 < dec < 3 * t_min
