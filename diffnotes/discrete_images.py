@@ -3,7 +3,7 @@ r"""Discrete diffusion on images: the masked and the uniform chain on pixel leve
 The chains of :mod:`diffnotes.discrete` act on each of the ``d = H W`` pixels of an image
 whose levels ``0..S`` are the ``n = S + 1`` states (``S = 16``, ``n = 17`` for the 8x8
 digits); the masked chain's mask is the extra state ``n``. The denoiser
-:math:`p_\theta(x_0 \mid x_t)` is the U-Net of Chapter 5 (:class:`diffnotes.images.UNet`)
+:math:`p_\theta(x_0 \mid x_t)` is the U-Net of Chapter 5 (:class:`~diffnotes.images.unet.UNet`)
 with a raw head of ``n`` logits per pixel (:class:`CategoricalUNet`):
 
 * **Input.** The level scaled to :math:`[-1, 1]` (``2 p / S - 1``, the scale of Chapter 5's
