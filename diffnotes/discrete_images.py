@@ -35,6 +35,9 @@ hardware and the time). Needs the ``learn`` extra.
 
 from __future__ import annotations
 
+# built on diffnotes.images: without torch, the ImportError names it and the learn extra
+from ._optional import images_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
+
 import dataclasses
 import math
 import platform
