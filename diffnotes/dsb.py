@@ -207,7 +207,8 @@ class DSB:
         reference to approach the prior makes IPF slow: on the DSB paper's s-curve problem,
         20 steps of ``gammas(20, 0.01, 0.5)`` (:math:`T = 5.1`) reach SW2 0.44 in four
         iterations where constant steps of 0.01 (:math:`T = 0.2`) are at 1.52 after two
-        (``diffnotes.dsb_problems.S_CURVE_SCHEDULES``).
+        (``diffnotes.dsb_problems.S_CURVE_SCHEDULES``), and exact IPF at that discretisation
+        stays near 1.7 for four (``diffnotes.dsb_problems.exact_ipf_sw2``).
     alpha : float, default 0
         Drift :math:`f(x) = -\alpha x` of the reference (0: Brownian).
     hidden, depth, embed_dim : int, default 64, 3, 2
