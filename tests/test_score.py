@@ -16,7 +16,7 @@ from torch import nn
 
 from diffnotes import score as sc
 from diffnotes.mixtures import GaussianMixture, moons_mixture
-from diffnotes.sde import OU, VPSDE, euler_maruyama
+from diffnotes.sde import OU, VESDE, VPSDE, SubVPSDE, euler_maruyama
 
 SDE = VPSDE()
 GM = moons_mixture()
@@ -116,9 +116,12 @@ def test_dsm_loss_same_for_converted_outputs_and_matches_definition(backend, wei
     e_hat = eps + 0.3 * np.random.default_rng(3).standard_normal(eps.shape)
     outputs = {"noise": e_hat,
                "score": sc.noise_to_score(e_hat, sigma),
-               "data": sc.noise_to_data(e_hat, xt, alpha, sigma)}
+               "data": sc.noise_to_data(e_hat, xt, alpha, sigma),
+               "velocity": sc.score_to_velocity(sc.noise_to_score(e_hat, sigma), xt, alpha,
+                                                sigma)}
     # the definition: mean of lambda(t) ||s + eps / sigma||^2, in the score space
-    lam = {"sigma2": sigma**2, "likelihood": g2, "none": np.ones_like(sigma)}[weighting]
+    lam = {"sigma2": sigma**2, "likelihood": g2, "none": np.ones_like(sigma),
+           "velocity": sigma**2 * (alpha**2 + sigma**2) ** 2 / alpha**2}[weighting]
     r = outputs["score"] + eps / sigma[:, None]
     expected = np.mean(lam * np.sum(r * r, axis=1))
     args = _as(backend, x0, xt, eps, alpha, sigma, g2)
@@ -127,6 +130,30 @@ def test_dsm_loss_same_for_converted_outputs_and_matches_definition(backend, wei
         loss = sc.dsm_loss(out, *args[:5], parameterization=p, weighting=weighting, g2=args[5])
         assert isinstance(loss, torch.Tensor if backend == "torch" else float)
         np.testing.assert_allclose(float(loss), expected, rtol=1e-10, err_msg=p)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE()], ids=["vp", "subvp", "ve"])
+def test_velocity_is_alpha_eps_minus_sigma_x0_and_its_loss_is_the_v_loss(sde):
+    rng = np.random.default_rng(7)
+    x0 = GM.sample(400, rng)
+    t = rng.uniform(0.02, 1.0, 400)
+    alpha, sigma = (c[:, None] for c in sde.alpha_sigma(t))
+    eps = rng.standard_normal(x0.shape)
+    xt = alpha * x0 + sigma * eps
+    v = alpha * eps - sigma * x0
+    # the exact conditional score -eps / sigma is the velocity v, and back
+    s = -eps / sigma
+    np.testing.assert_allclose(sc.score_to_velocity(s, xt, alpha, sigma), v, atol=1e-9)
+    np.testing.assert_allclose(sc.velocity_to_score(v, xt, alpha, sigma), s, rtol=1e-9)
+    v_hat = v + 0.2 * rng.standard_normal(v.shape)
+    loss = sc.dsm_loss(v_hat, x0, xt, eps, alpha, sigma, parameterization="velocity",
+                       weighting="velocity")
+    np.testing.assert_allclose(loss, np.mean(np.sum((v_hat - v) ** 2, axis=1)), rtol=1e-10)
+    # errors reach the noise and the clean point through bounded factors
+    s_hat = sc.velocity_to_score(v_hat, xt, alpha, sigma)
+    x0_hat = sc.score_to_data(s_hat, xt, alpha, sigma)
+    np.testing.assert_allclose(x0_hat - x0, -sigma * (v_hat - v) / (alpha**2 + sigma**2),
+                               atol=1e-9)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -184,7 +211,8 @@ def test_denoising_loss_draws_uniform_times(weighting):
     sde = VPSDE()
     w = {"sigma2": lambda t: 1.0,
          "likelihood": lambda t: float(sde._g2(t)) / sde.alpha_sigma(t)[1] ** 2,
-         "none": lambda t: 1.0 / sde.alpha_sigma(t)[1] ** 2}[weighting]
+         "none": lambda t: 1.0 / sde.alpha_sigma(t)[1] ** 2,
+         "velocity": lambda t: 1.0 / sde.alpha_sigma(t)[0] ** 2}[weighting]   # VP: a^2+s^2=1
     span = sde.T - t_min
     ew = quad(w, t_min, sde.T, limit=200)[0] / span
     ew2 = quad(lambda t: w(t) ** 2, t_min, sde.T, limit=200)[0] / span
@@ -261,7 +289,8 @@ def test_score_mlp_shapes_and_score_conversion(p):
     torch.testing.assert_close(model(x, 0.4), model(x, torch.full((7,), 0.4)))
     alpha, sigma = SDE._alpha_sigma(t)
     alpha, sigma = alpha[:, None], sigma[:, None]
-    expected = {"noise": -out / sigma, "score": out, "data": (alpha * out - x) / sigma**2}[p]
+    expected = {"noise": -out / sigma, "score": out, "data": (alpha * out - x) / sigma**2,
+                "velocity": -(sigma * x + alpha * out) / (sigma * (alpha**2 + sigma**2))}[p]
     torch.testing.assert_close(model.score(x, t, SDE), expected)
     # the seed fixes the initial weights, without touching the global generator
     state = torch.random.get_rng_state()

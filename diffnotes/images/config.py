@@ -15,9 +15,11 @@ from .._checks import positive_float, positive_int
 from ..sde import VPSDE
 from .unet import UNet
 
-__all__ = ["PRESETS", "T_SAMPLINGS", "TrainConfig", "build_model", "make_sde", "sample_times"]
+__all__ = ["PRESETS", "T_SAMPLINGS", "WEIGHTINGS", "TrainConfig", "build_model", "make_sde",
+           "sample_times"]
 
 T_SAMPLINGS = ("uniform", "logsnr", "lognormal")
+WEIGHTINGS = ("sigma2", "none", "velocity")   # of diffnotes.score.WEIGHTINGS, all but g^2
 EDM_P_MEAN, EDM_P_STD = -1.2, 1.2   # Karras et al. (2022), Table 1: ln(sigma) ~ N(-1.2, 1.2^2)
 
 FORMAT = "diffnotes.images/1"
@@ -33,6 +35,10 @@ class TrainConfig:
     images of the MNIST *test* split, for machines that hold only that split; the last 2000 are
     kept for evaluation) or ``"mnist"`` (the 60000 training images). See :data:`PRESETS`.
 
+    ``parameterization`` is what the network predicts (``"noise"``, ``"score"``, ``"data"`` or
+    ``"velocity"``, see :mod:`diffnotes.score`) and ``weighting`` the time weighting of the
+    loss (``"sigma2"``: the noise loss :math:`\|\hat\varepsilon - \varepsilon\|^2`;
+    ``"velocity"``: :math:`\|\hat v - v\|^2`; ``"none"``).
     ``t_sampling`` says where training puts its effort along the noise levels (see
     :func:`sample_times`): ``"uniform"`` (:math:`t \sim \mathcal U(t_{\min}, 1)`, DDPM and
     Song et al.), ``"logsnr"`` (the log noise-to-signal ratio :math:`\log\rho`,
@@ -49,6 +55,7 @@ class TrainConfig:
     attention: bool = True
     dropout: float = 0.0
     parameterization: str = "noise"
+    weighting: str = "sigma2"
     beta_min: float = 0.1
     beta_max: float = 20.0
     t_min: float = 1e-3
@@ -81,6 +88,9 @@ class TrainConfig:
                                         upper=0.99999)
         if self.t_min >= 1:
             raise ValueError(f"t_min must be < 1 (the VP SDE's horizon), got {self.t_min}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}; got "
+                             f"{self.weighting!r}")
         if self.t_sampling not in T_SAMPLINGS:
             raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}; got "
                              f"{self.t_sampling!r}")

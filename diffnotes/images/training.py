@@ -466,7 +466,7 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
                     output = net(xt, t) if label is None else net(xt, t, label)
             loss = _dsm_loss(output.float().flatten(1), x0.flatten(1), xt.flatten(1),
                              eps.flatten(1), alpha.flatten(1), sigma.flatten(1),
-                             config.parameterization, "sigma2", None) / x0[0].numel()
+                             config.parameterization, config.weighting, None) / x0[0].numel()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

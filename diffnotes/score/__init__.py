@@ -39,7 +39,16 @@ curve, a lattice); for smooth data such as a Gaussian mixture it stays bounded i
 :math:`\|\hat\varepsilon - \varepsilon\|^2` of Ho et al. (2020); ``"likelihood"``,
 :math:`\lambda = g(t)^2`, for which the loss bounds the negative log-likelihood (Song,
 Durkan, Murray and Ermon, 2021, *Maximum likelihood training of score-based diffusion
-models*); ``"none"``, :math:`\lambda = 1`, dominated by the smallest times.
+models*); ``"none"``, :math:`\lambda = 1`, dominated by the smallest times; ``"velocity"``,
+for which the loss of a velocity prediction is :math:`\|\hat v - v\|^2`.
+
+**The velocity.** A fourth parameterisation predicts :math:`v = \alpha\varepsilon -
+\sigma x_0` (Salimans and Ho, 2022). Its errors reach the noise and the clean point only
+through bounded factors (:math:`\hat\varepsilon - \varepsilon = \alpha(\hat v -
+v)/(\alpha^2 + \sigma^2)` and :math:`\hat x_0 - x_0 = -\sigma(\hat v - v)/(\alpha^2 +
+\sigma^2)`), where a noise prediction's error is multiplied by :math:`\sigma/\alpha` in the
+clean point, without bound at high noise; for the VP SDE it is the preconditioning of Karras
+et al. (2022) with unit data scale (:func:`score_to_velocity`, :func:`velocity_to_score`).
 
 **Why denoising works.** At a fixed time, three objectives for a candidate score :math:`s`
 share their minimiser (:func:`explicit_sm`, :func:`implicit_sm`, :func:`denoising_sm`):
@@ -88,6 +97,8 @@ from ._losses import (
                       noise_to_score,
                       score_to_data,
                       score_to_noise,
+                      score_to_velocity,
+                      velocity_to_score,
 )
 from ._networks import EMA, ScoreMLP, score_function
 from ._training import TrainResult, train
@@ -123,13 +134,17 @@ __all__ = [
     "score_function",
     "score_to_data",
     "score_to_noise",
+    "score_to_velocity",
     "train",
+    "velocity_to_score",
 ]
 
 PARAMETERIZATIONS = _losses.PARAMETERIZATIONS
-"""What a network's raw output stands for: the noise, the score or the clean point."""
+"""What a network's raw output stands for: the noise, the score, the clean point or the
+velocity."""
 
 WEIGHTINGS = _losses.WEIGHTINGS
-r"""Time weightings :math:`\lambda(t)` of the DSM loss: :math:`\sigma^2`, :math:`g^2`, 1."""
+r"""Time weightings :math:`\lambda(t)` of the DSM loss: :math:`\sigma^2`, :math:`g^2`, 1, and
+:math:`\sigma^2(\alpha^2 + \sigma^2)^2/\alpha^2` (the velocity loss)."""
 
 set_module(__name__, globals(), __all__)

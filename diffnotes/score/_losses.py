@@ -19,11 +19,12 @@ from ..sde import LinearSDE, _fd_divergence
 
 __all__ = ["PARAMETERIZATIONS", "WEIGHTINGS", "data_to_noise", "data_to_score", "denoising_loss",
            "denoising_sm", "dsm_loss", "explicit_sm", "implicit_sm", "noise_to_data",
-           "noise_to_score", "score_to_data", "score_to_noise"]
+           "noise_to_score", "score_to_data", "score_to_noise", "score_to_velocity",
+           "velocity_to_score"]
 
 # documented where they are public, in diffnotes.score
-PARAMETERIZATIONS = ("noise", "score", "data")
-WEIGHTINGS = ("sigma2", "likelihood", "none")
+PARAMETERIZATIONS = ("noise", "score", "data", "velocity")
+WEIGHTINGS = ("sigma2", "likelihood", "none", "velocity")
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,12 +152,31 @@ def data_to_noise(x0_hat, x, alpha, sigma):
     return (x - alpha * x0_hat) / sigma
 
 
+def score_to_velocity(s, x, alpha, sigma):
+    r"""The velocity :math:`v = \alpha\hat\varepsilon - \sigma\hat x_0
+    = -\sigma\bigl((\alpha^2 + \sigma^2)\,s + x\bigr)/\alpha` of a score at the noisy points
+    ``x`` (Salimans and Ho, 2022: the target of "v-prediction")."""
+    s, x = _pair(s, x, "s", "x")
+    alpha, sigma = _coefficient(alpha, "alpha", x), _coefficient(sigma, "sigma", x)
+    return -sigma * ((alpha**2 + sigma**2) * s + x) / alpha
+
+
+def velocity_to_score(v_hat, x, alpha, sigma):
+    r"""The score :math:`s = -(\sigma x + \alpha\hat v)/\bigl(\sigma(\alpha^2 + \sigma^2)\bigr)`
+    of a velocity prediction ``v_hat`` at the noisy points ``x``."""
+    v_hat, x = _pair(v_hat, x, "v_hat", "x")
+    alpha, sigma = _coefficient(alpha, "alpha", x), _coefficient(sigma, "sigma", x)
+    return -(sigma * x + alpha * v_hat) / (sigma * (alpha**2 + sigma**2))
+
+
 def _to_score(output, parameterization, x, alpha, sigma):
     """Unchecked: the score from a raw output (``alpha``, ``sigma`` already broadcastable)."""
     if parameterization == "noise":
         return -output / sigma
     if parameterization == "data":
         return (alpha * output - x) / sigma**2
+    if parameterization == "velocity":
+        return -(sigma * x + alpha * output) / (sigma * (alpha**2 + sigma**2))
     return output
 
 
@@ -171,13 +191,18 @@ def _dsm_loss(output, x0, xt, eps, alpha, sigma, parameterization, weighting, g2
         r = eps - output
     elif parameterization == "score":
         r = sigma * output + eps
-    else:   # data: eps_hat - eps = alpha (x0 - x0_hat) / sigma, since xt = alpha x0 + sigma eps
+    elif parameterization == "data":
+        # eps_hat - eps = alpha (x0 - x0_hat) / sigma, since xt = alpha x0 + sigma eps
         r = alpha * (output - x0) / sigma
+    else:   # velocity: eps - eps_hat = alpha (v - v_hat) / (alpha^2 + sigma^2)
+        r = alpha * (alpha * eps - sigma * x0 - output) / (alpha**2 + sigma**2)
     per_sample = (r * r).sum(dim=1) if _is_torch(r) else np.sum(r * r, axis=1)
     if weighting == "sigma2":
         w = None
     elif weighting == "likelihood":
         w = g2 / sigma**2
+    elif weighting == "velocity":     # lambda / sigma^2 = (alpha^2 + sigma^2)^2 / alpha^2
+        w = (alpha**2 + sigma**2) ** 2 / alpha**2
     else:
         w = 1.0 / sigma**2
     if w is not None:
@@ -196,7 +221,8 @@ def dsm_loss(output, x0, xt, eps, alpha, sigma, *, parameterization: str = "nois
     output : tensor or array of shape (m, d)
         The network's raw output at the noisy points ``xt``, read according to
         ``parameterization``: ``"noise"`` (a prediction of ``eps``), ``"score"`` (the score
-        itself) or ``"data"`` (a prediction of ``x0``).
+        itself), ``"data"`` (a prediction of ``x0``) or ``"velocity"`` (a prediction of
+        ``alpha * eps - sigma * x0``).
     x0, xt, eps : tensors or arrays of shape (m, d)
         Clean points, noisy points and the standard normal noise, with
         ``xt = alpha * x0 + sigma * eps``.
@@ -205,7 +231,10 @@ def dsm_loss(output, x0, xt, eps, alpha, sigma, *, parameterization: str = "nois
     weighting : str
         ``"sigma2"`` (:math:`\lambda = \sigma^2`; with the noise parameterisation the loss is
         exactly ``mean ||output - eps||^2``), ``"likelihood"`` (:math:`\lambda = g(t)^2`; needs
-        ``g2``, of the same shapes as ``sigma``) or ``"none"`` (:math:`\lambda = 1`).
+        ``g2``, of the same shapes as ``sigma``), ``"none"`` (:math:`\lambda = 1`) or
+        ``"velocity"`` (:math:`\lambda = \sigma^2(\alpha^2 + \sigma^2)^2/\alpha^2`; with the
+        velocity parameterisation the loss is exactly ``mean ||output - v||^2``,
+        :math:`v = \alpha\varepsilon - \sigma x_0`).
 
     Returns
     -------
