@@ -181,7 +181,7 @@ def digits_runs():
                     rej = run.n_rejected / (IMG_N * 64 * (nfe - 1))
                 x = im.to_unit(pixels, 16)
                 out[chain, nfe] = (metrics.quality(clf, x, xev, IMG_N, rng=0),
-                                   metrics.memorisation(x, xtr, xev[:IMG_N]), rej)
+                                   metrics.memorisation(x, xtr, xev[:IMG_N]), rej, pixels)
         model, cfg, info = nets["masked"]
         held = torch.as_tensor(DI.to_levels(xev))
         gen = torch.Generator().manual_seed(0)
@@ -189,7 +189,18 @@ def digits_runs():
             nelbo = np.mean([denoiser_loss("masked", model, held, 17, T=cfg.T,
                                            generator=gen).item() for _ in range(20)])
     bpp = 1 / (64 * np.log(2))
-    return out, bpp * info["losses"][-100:].mean(), bpp * nelbo
+    return out, bpp * info["losses"][-100:].mean(), bpp * nelbo, im.to_pixels(xev, 16)[0]
+
+
+@pytest.fixture(scope="module")
+def digits_runs_pixels(digits_runs):
+    """Pooled level histograms of the 100-NFE samples and of the held-out digits."""
+    runs, held = digits_runs[0], digits_runs[3]
+
+    def h(p):
+        return np.bincount(np.ravel(p), minlength=17) / np.size(p)
+
+    return {c: h(runs[c, 100][3]) for c in ("masked", "uniform", "ehrenfest")}, h(held)
 
 
 def _ratio(runs, key):
@@ -199,7 +210,7 @@ def _ratio(runs, key):
 
 def test_images_masked_elbo_is_not_memorised(digits_runs):
     """Held-out negative ELBO within 5 % of the training loss, both well below log2(17)."""
-    _, train_bpp, held_bpp = digits_runs
+    _, train_bpp, held_bpp, _ = digits_runs
     assert abs(held_bpp - train_bpp) < 0.05 * train_bpp
     assert held_bpp < 0.5 * np.log2(17)
 
@@ -211,7 +222,7 @@ def _within_one_spread(q):
 def test_images_ten_evaluations(digits_runs):
     """At 10 NFE: masked within one floor spread of the floor; Ehrenfest above it, uniform
     above both."""
-    runs, _, _ = digits_runs
+    runs = digits_runs[0]
     assert _within_one_spread(runs["masked", 10][0])
     m, e, u = (_ratio(runs, (c, 10)) for c in ("masked", "ehrenfest", "uniform"))
     assert m < e < u
@@ -219,7 +230,7 @@ def test_images_ten_evaluations(digits_runs):
 
 
 def test_images_all_three_reach_the_floor_at_100(digits_runs):
-    runs, _, _ = digits_runs
+    runs = digits_runs[0]
     for chain in ("masked", "uniform", "ehrenfest"):
         assert _within_one_spread(runs[chain, 100][0]), chain
 
@@ -227,7 +238,7 @@ def test_images_all_three_reach_the_floor_at_100(digits_runs):
 def test_images_no_run_copies_the_training_digits(digits_runs):
     """Every NN ratio above 1; the unordered chains' samples farther from the training digits
     (in pixel space) than Ehrenfest's, at every budget."""
-    runs, _, _ = digits_runs
+    runs = digits_runs[0]
     nn = {c: [runs[c, k][1].ratio for k in IMG_NFES] for c in ("masked", "uniform",
                                                                 "ehrenfest")}
     assert min(map(min, nn.values())) > 1.0
@@ -237,7 +248,7 @@ def test_images_no_run_copies_the_training_digits(digits_runs):
 def test_images_uniform_tau_leaping_rejections(digits_runs):
     """Multi-moves rejected: a sizeable share at 10 NFE (the prose's percentage), falling
     with the budget."""
-    runs, _, _ = digits_runs
+    runs = digits_runs[0]
     rej = [runs["uniform", k][2] for k in IMG_NFES]
     assert 0.1 < rej[0] < 0.4 and rej[0] > rej[1] > rej[2]
     assert all(runs["masked", k][2] == 0 for k in IMG_NFES)
@@ -287,3 +298,12 @@ def test_images_elbo_prior_and_decoder_terms_are_small():
     ce = -np.log(np.take_along_axis(p, np.repeat(x0, 20, 0)[..., None], -1)[..., 0])
     dec = (ce * (xt == n)).sum() / xt.size
     assert 0 < dec < 3 * t_min
+
+
+def test_images_level_histograms(digits_runs_pixels):
+    """At 100 NFE the unordered chains' pooled level histograms are within half Ehrenfest's TV
+    of the held-out one; Ehrenfest has fewer pixels at 0 and at 16 than held-out digits."""
+    hist_of, held = digits_runs_pixels
+    tvs = {c: tv(hist_of[c], held) for c in hist_of}
+    assert max(tvs["masked"], tvs["uniform"]) < 0.5 * tvs["ehrenfest"]
+    assert hist_of["ehrenfest"][0] < held[0] and hist_of["ehrenfest"][16] < held[16]
