@@ -252,13 +252,24 @@ def reverse_rates(kind: str, n: int, x, t, probs, *, schedule: Schedule | None =
 
 
 def _reverse_rates(kind, n, x, t, probs, sch):
-    P = _kernel(kind, n, sch._theta(t))[:, None, :n, :]  # (m, 1, n, K): q_t(. | a)
-    Q = generator(kind, n)
-    qx = np.take_along_axis(P, x[:, :, None, None], axis=-1)  # (m, d, n, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(qx > 0, P / qx, 0.0)  # (m, d, n, K)
-    R = np.einsum("mda,mday->mdy", probs, ratio)
-    R *= Q.T[x] * sch._lam(t)[:, None, None]  # Q[y, x_i]
+    r"""The sum over ``a`` of :eq:`ch6-reverse-rates` in closed form, :math:`O(m d n)`.
+
+    Masked: from the mask, :math:`\lambda\, \alpha/(1 - \alpha)\, p(x_0^i = y \mid x)`; from
+    a value, 0 (:math:`Q[y, x^i] = 0`). Uniform, with :math:`\beta = (1 - \alpha)/n` and
+    :math:`p_y = p(x_0^i = y \mid x)`: for :math:`y \ne x^i`,
+    :math:`\frac{\lambda}{n}\bigl[\alpha p_y/\beta + 1 - p_{x^i}
+    + p_{x^i}\beta/(\alpha + \beta)\bigr]` (the terms :math:`a = y`, :math:`a = x^i` and the
+    rest of the sum)."""
+    theta = sch._theta(t)[:, None, None]
+    lam = sch._lam(t)[:, None, None]
+    if kind == "masked":
+        R = np.zeros(x.shape + (n + 1,))
+        R[..., :n] = probs * (lam / np.expm1(theta)) * (x == n)[..., None]
+        return R
+    a = np.exp(-theta)
+    b = -np.expm1(-theta) / n
+    px = np.take_along_axis(probs, x[:, :, None], axis=-1)  # (m, d, 1)
+    R = lam / n * (a / b * probs + (1.0 - px) + px * b / (a + b))
     np.put_along_axis(R, x[:, :, None], 0.0, axis=-1)
     return R
 
