@@ -32,8 +32,10 @@ Measured (quick mode, on the 2-core build machine under load, 22:55 UTC 2026-12-
 spread 0.23-0.33), masked tau-leaping 0.94 at 100; uniform tau-leaping 1.66, 1.05, 1.13 at 25,
 100, 200; Ehrenfest 1.56, 0.92, 1.06, 0.85 at 10, 25, 100, 200. Between 10 and 100 NFE the
 three rank differently from one run (or sample size) to the next; at 10 NFE masked unmasking
-leads. Speed at 100 NFE: 17.3 images/s (masked unmasking), 15.3 (Ehrenfest), 8.6 (uniform
-tau-leaping, whose reverse rates cost as much as the network), ratio 1.1x.
+leads. Speed at 100 NFE (23:17 UTC, after the closed-form reverse rates of
+:mod:`diffnotes.discrete`): 31.0 images/s (masked unmasking), 29.6 (Ehrenfest), 31.9 and 31.2
+(masked and uniform tau-leaping; 8.6 for the uniform chain before), ratio 1.1x: the network's
+evaluations are the cost of every sampler.
 """
 
 import os
