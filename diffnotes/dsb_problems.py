@@ -139,6 +139,8 @@ S_CURVE_MEASURED = {
     "port of the reference code, mean_match True": {"SW2": (1.712, 1.949),
                                                     "cpu": (68.9, 105.7)},
     "DSB, old defaults": {"SW2": (2.148, 1.768, 1.864), "cpu": (50.5, 62.3, 55.8)},
+    "bridge matching, the same horizon (sigma^2 = 2T)": {"SW2": (0.452, 0.407),
+                                                         "cpu": (40.3, 40.7)},
     "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (18.9, 22.6)},
     "  the same, seed 1": {"SW2": (1.765, 1.600), "cpu": (34.8, 43.5)},
     "new defaults, 20,000 steps per half-step": {"SW2": (1.607, 1.563), "cpu": (72.7, 105.6)},
@@ -150,7 +152,7 @@ S_CURVE_MEASURED = {
     "new defaults, lr 1e-3": {"SW2": (1.753, 1.873), "cpu": (24.5, 27.1)},
     "new defaults, cosine lr 1e-4 -> 1e-5": {"SW2": (1.812, None), "cpu": (21.9, None)},
 }
-"""Measured runs on the s-curve problem at the reference code's settings (``DSB(2, 20, 0.01,
+r"""Measured runs on the s-curve problem at the reference code's settings (``DSB(2, 20, 0.01,
 alpha=S_CURVE_ALPHA)``, batch 512, Adam 1e-4, 5000 steps per half-step, cache 10,000 paths
 redrawn every 100 steps; seed 0), per IPF iteration: the sliced :math:`W_2` of 2000 samples
 (backward from 2000 prior draws, last step with noise) to 2000 fresh data draws (noise floor
@@ -173,7 +175,10 @@ produced by ``benchmarks/bench_dsb.py``'s ``s_curve_run``; ``python -m benchmark
 reruns the default rows. Exact IPF at this discretisation (:func:`exact_ipf_sw2`, 5000 points,
 seeds 0, 1, 2): SW2 1.75, 1.66, 1.59, 1.68; 1.91, 1.73, 1.77, 1.93; 1.74, 1.61, 1.71, 1.65 over
 four iterations. The seed-1 rows: seed 1 of ``s_curve_run`` (CPU seconds at a load of about 10)
-and of the port."""
+and of the port. The bridge-matching row: ``benchmarks/bench_dsb.py``'s
+``s_curve_bridge_matching`` (``BridgeMatching`` with a Brownian reference of
+:math:`\sigma^2 = 2T = 0.4`, 20 Euler steps, 5000 Adam steps at lr :math:`10^{-3}` per
+half-step, a cache of 10,000 pairs redrawn every 1000 steps; CPU seconds at a load of 7-10)."""
 
 
 S_CURVE_SCHEDULES = {
