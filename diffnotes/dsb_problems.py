@@ -141,6 +141,7 @@ S_CURVE_MEASURED = {
     "DSB, old defaults": {"SW2": (2.148, 1.768, 1.864), "cpu": (50.5, 62.3, 55.8)},
     "bridge matching, the same horizon (sigma^2 = 2T)": {"SW2": (0.452, 0.407),
                                                          "cpu": (40.3, 40.7)},
+    "  the same, seed 1 (bridge matching)": {"SW2": (0.624, 0.645), "cpu": (38.6, 36.4)},
     "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (18.9, 22.6)},
     "  the same, seed 1": {"SW2": (1.765, 1.600), "cpu": (34.8, 43.5)},
     "new defaults, 20,000 steps per half-step": {"SW2": (1.607, 1.563), "cpu": (72.7, 105.6)},
