@@ -19,7 +19,8 @@ One module per idea; each chapter of the book imports its machinery from here.
 - :mod:`diffnotes.ot_couplings` -- minibatch-OT, entropic and reflow couplings for flow
   matching (Chapter 4); :mod:`diffnotes.ot_flow_train` trains on them (torch).
 - :mod:`diffnotes.discrete` -- uniform and masked discrete diffusion on the CTMC machinery
-  (Chapter 6); :mod:`diffnotes.discrete_learn` learns the denoiser (torch).
+  (Chapter 6); :mod:`diffnotes.discrete_learn` learns the denoiser (torch) and
+  :mod:`diffnotes.discrete_images` runs both chains on the 8x8 digits with a U-Net.
 - :mod:`diffnotes.images` -- U-Net score models for images, their continuous and Ehrenfest
   samplers, checkpoints and an FID-style metric (Chapter 5; torch; imported on its own).
 - :mod:`diffnotes.schedules` -- time changes (noise schedules) shared with the SDEs.

@@ -32,6 +32,7 @@ NEEDS = {
     "score_needs": ("diffnotes.score", "learn", ("torch", "tqdm")),
     "dsb_needs": ("diffnotes.dsb", "learn", ("torch", "tqdm")),
     "images_needs": ("diffnotes.images", "learn", ("torch", "tqdm")),
+    "discrete_images_needs": ("diffnotes.discrete_images", "learn", ("torch", "tqdm")),
     "flow_train_needs": ("diffnotes.flow_train", "learn", ("torch", "tqdm")),
     "guidance_needs": ("diffnotes.guidance", "learn", ("torch", "tqdm")),
     "ot_flow_train_needs": ("diffnotes.ot_flow_train", "learn", ("torch", "tqdm")),

@@ -36,7 +36,7 @@ hardware and the time). Needs the ``learn`` extra.
 from __future__ import annotations
 
 # built on diffnotes.images: without torch, the ImportError names it and the learn extra
-from ._optional import images_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
+from ._optional import discrete_images_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 
 import dataclasses
 import math

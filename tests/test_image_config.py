@@ -93,3 +93,14 @@ def test_class_conditional_training(tmp_path):
     x = torch.zeros(2, 1, 8, 8)
     with torch.no_grad():
         assert (cond.ema(x, 0.5, 3) - cond.ema(x, 0.5)).abs().max() > 0
+
+
+def test_pretrained_names_only_score_networks():
+    from diffnotes import images as im
+
+    names = im._shipped_score_networks()
+    assert {"mnist8k", "digits-cond"} <= set(names) and "digits-masked" not in names
+    with pytest.raises(ValueError, match="discrete_images.pretrained"):
+        im.pretrained("digits-masked")
+    with pytest.raises(ValueError, match="name must be one of"):
+        im.pretrained("no-such-network")

@@ -51,7 +51,21 @@ def pretrained(name: str = "mnist8k", *, device=None):
     ``python -m diffnotes.images train --preset name``; see ``pretrained/README.md``).
     Returns ``(model, config, info)`` like :func:`load_model`."""
     path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        have = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
-        raise ValueError(f"name must be one of {have}; got {name!r}")
+    if not path.is_file() or _other_module(path):
+        raise ValueError(f"name must be one of {_shipped_score_networks()}; got {name!r} (the "
+                         "discrete networks of Chapter 6 load with "
+                         "diffnotes.discrete_images.pretrained)")
     return load_model(path, device=device)
+
+
+def _other_module(path) -> bool:
+    """Whether a shipped file belongs to another module (its config names one)."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return not isinstance(ckpt, dict) or "model" in ckpt.get("config", {})
+
+
+def _shipped_score_networks() -> list[str]:
+    """The names of the shipped files that :func:`load_model` reads."""
+    return [p.stem for p in sorted(PRETRAINED_DIR.glob("*.pt")) if not _other_module(p)]
