@@ -139,9 +139,6 @@ S_CURVE_MEASURED = {
     "port of the reference code, mean_match True": {"SW2": (1.712, 1.949),
                                                     "cpu": (68.9, 105.7)},
     "DSB, old defaults": {"SW2": (2.148, 1.768, 1.864), "cpu": (50.5, 62.3, 55.8)},
-    "bridge matching, the same horizon (sigma^2 = 2T)": {"SW2": (0.452, 0.407),
-                                                         "cpu": (40.3, 40.7)},
-    "  the same, seed 1 (bridge matching)": {"SW2": (0.624, 0.645), "cpu": (38.6, 36.4)},
     "DSB, new defaults": {"SW2": (1.658, 1.520), "cpu": (18.9, 22.6)},
     "  the same, seed 1": {"SW2": (1.765, 1.600), "cpu": (34.8, 43.5)},
     "new defaults, 20,000 steps per half-step": {"SW2": (1.607, 1.563), "cpu": (72.7, 105.6)},
@@ -152,6 +149,9 @@ S_CURVE_MEASURED = {
     "  the same, 128 wide": {"SW2": (1.630, 1.520), "cpu": (48.1, 65.0)},
     "new defaults, lr 1e-3": {"SW2": (1.753, 1.873), "cpu": (24.5, 27.1)},
     "new defaults, cosine lr 1e-4 -> 1e-5": {"SW2": (1.812, None), "cpu": (21.9, None)},
+    "bridge matching, the same horizon (sigma^2 = 2T)": {"SW2": (0.452, 0.407),
+                                                         "cpu": (40.3, 40.7)},
+    "  the same, seed 1 (bridge matching)": {"SW2": (0.624, 0.645), "cpu": (38.6, 36.4)},
 }
 r"""Measured runs on the s-curve problem at the reference code's settings (``DSB(2, 20, 0.01,
 alpha=S_CURVE_ALPHA)``, batch 512, Adam 1e-4, 5000 steps per half-step, cache 10,000 paths

@@ -188,7 +188,8 @@ def test_exact_ipf_on_the_s_curve_and_the_recorded_runs():
     falls below 0.75 by the fourth. The recorded DSB runs follow exact IPF within 0.35 (about
     two noise SDs of one SW2) at every iteration on both schedules, and the recorded port of
     the reference code is no closer to the data than DSB (within that noise); the recorded
-    bridge-matching run on the same horizon is near the floor after one iteration."""
+    bridge-matching runs on the same horizon are within about twice the floor after one
+    iteration."""
     pytest.importorskip("torch")
     from diffnotes import dsb
     from diffnotes import dsb_problems as P
@@ -206,5 +207,9 @@ def test_exact_ipf_on_the_s_curve_and_the_recorded_runs():
                                          "DSB, new defaults"))
     assert np.all(np.array(port) > np.array(ours) - 0.2)
     assert np.all(np.array(m["reference code (issue 13)"]["SW2"][:2]) < min(short) - 0.3)
-    bm = m["bridge matching, the same horizon (sigma^2 = 2T)"]["SW2"]
-    assert bm[0] < 0.5 < min(short) - 0.8             # near the floor (about 0.3) at once
+    from diffnotes.metrics import noise_floor, sliced_wasserstein2
+
+    floor = noise_floor(sliced_wasserstein2, P.s_curve, 2000, 7, n_repeats=10).mean
+    for key in ("bridge matching, the same horizon (sigma^2 = 2T)",
+                "  the same, seed 1 (bridge matching)"):
+        assert m[key]["SW2"][0] < 2.2 * floor < min(short) - 0.6
