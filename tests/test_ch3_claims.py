@@ -234,3 +234,215 @@ def test_the_trained_model_claims():
     gap = moons.log_prob(pts, 1e-3, vp) - sde.log_likelihood(vp, learned, pts, rtol=1e-4,
                                                               atol=1e-4).log_prob
     assert gap.mean() > 3 * gap.std(ddof=1) / np.sqrt(gap.size)
+
+
+# --------------------------------------------------------------------------------------------
+# "What to weight and where to sample" (section ch3-weighting)
+# --------------------------------------------------------------------------------------------
+def _vp_closed_forms(t, beta_min=0.1, beta_max=20.0):
+    b = beta_min * t + 0.5 * (beta_max - beta_min) * t**2       # B(t) = int_0^t beta
+    beta = beta_min + (beta_max - beta_min) * t
+    return {"sigma2": np.ones_like(t), "likelihood": beta / -np.expm1(-b),
+            "none": 1 / -np.expm1(-b), "velocity": np.exp(b)}
+
+
+def test_loss_weights_are_the_closed_forms_and_what_dsm_loss_computes():
+    """Eq. ch3w-loss and its table: each weighting of dsm_loss is the weight w = lambda/sigma^2
+    on ||eps_hat - eps||^2 (closed forms for the VP SDE), and the velocity weighting on a
+    velocity output is ||v_hat - v||^2."""
+    torch = pytest.importorskip("torch")
+    from diffnotes import score
+    from diffnotes.score._weighting import loss_weight
+
+    vp = sde.VPSDE()
+    rng = np.random.default_rng(0)
+    t = rng.uniform(1e-3, 1, 64)
+    for name, closed in _vp_closed_forms(t).items():
+        assert np.allclose(loss_weight(vp, t, name), closed, rtol=1e-10)
+    alpha, sigma = vp.alpha_sigma(t)
+    x0, eps, out = (rng.standard_normal((64, 2)) for _ in range(3))
+    xt = alpha[:, None] * x0 + sigma[:, None] * eps
+    err = np.sum((out - eps) ** 2, axis=1)
+    for name in ("sigma2", "likelihood", "none", "velocity"):
+        got = score.dsm_loss(*map(torch.as_tensor, (out, x0, xt, eps)), alpha, sigma,
+                             weighting=name, g2=vp._g2(t))
+        assert float(got) == pytest.approx(np.mean(loss_weight(vp, t, name) * err), rel=1e-10)
+    v = alpha[:, None] * eps - sigma[:, None] * x0
+    got = score.dsm_loss(out, x0, xt, eps, alpha, sigma, parameterization="velocity",
+                         weighting="velocity")
+    assert got == pytest.approx(np.mean(np.sum((out - v) ** 2, axis=1)), rel=1e-10)
+
+
+@pytest.mark.parametrize("make", [sde.VPSDE, sde.SubVPSDE, sde.VESDE, sde.OU])
+def test_the_likelihood_weight_is_the_rate_of_the_log_snr(make):
+    """d/dt log(sigma^2/alpha^2) = g^2/sigma^2 for every linear SDE (central differences), so
+    the likelihood weighting is flat per unit of log-SNR."""
+    from diffnotes.score._weighting import loss_weight
+
+    s = make()
+    t, h = np.linspace(0.02, 0.98, 25) * s.T, 1e-6
+
+    def lam(u):
+        a, sig = s.alpha_sigma(u)
+        return np.log(sig**2 / a**2)
+
+    rate = (lam(t + h) - lam(t - h)) / (2 * h)
+    assert np.allclose(rate, loss_weight(s, t, "likelihood"), rtol=1e-6)
+    assert np.allclose(loss_weight(s, t, "likelihood", per="log_snr"), 1.0, rtol=1e-12)
+
+
+def test_why_t_min_the_likelihood_weight_blows_up_like_one_over_t():
+    """For the VP SDE, t g^2/sigma^2 = 1 + O(t) (within 100 t of 1), while the noise loss of
+    the exact score tends to d (Gaussian data N(0, s^2 I): l(t) = d alpha^2 s^2 / (alpha^2 s^2 +
+    sigma^2)); so int_{t_min}^T w l dt grows like d log(1/t_min): its weight integral
+    int g^2/sigma^2 dt = lambda(T) - lambda(t_min) grows by log 10 per decade of t_min."""
+    from diffnotes.score._weighting import LogSNRClockVP, loss_weight
+
+    vp = sde.VPSDE()
+    t = np.geomspace(1e-7, 1e-3, 9)
+    assert np.all(np.abs(t * loss_weight(vp, t, "likelihood") - 1) < 100 * t)
+    a, s = vp.alpha_sigma(t)
+    ell = 2 * a**2 * 0.25 / (a**2 * 0.25 + s**2)
+    assert np.all(np.abs(ell - 2) < 0.01)
+    spans = [LogSNRClockVP(t_min=tm).c * (1 - tm) for tm in (1e-3, 1e-4, 1e-5, 1e-6)]
+    steps = np.diff(spans)
+    assert np.allclose(steps, np.log(10), atol=0.1) and steps[-1] == pytest.approx(
+        np.log(10), abs=0.002)
+
+
+def _gauss_noise_loss(sde_, u, s2=0.25, d=2):
+    """Noise loss of the exact score for N(0, s2 I) data: d alpha^2 s2 / (alpha^2 s2 + sigma^2)."""
+    a, s = sde_._alpha_sigma(np.asarray(u, dtype=float))
+    return d * a**2 * s2 / (a**2 * s2 + s**2)
+
+
+def test_weighting_equals_sampling_density_but_not_in_variance():
+    """Kingma and Gao (2023): t ~ p with weight w / p is the objective of uniform t with weight
+    w. With p ~ g^2/sigma^2 (LogSNRClockVP: u uniform), the likelihood-weighted loss
+    int w_lik l dt equals c int l(t(u)) du (quadrature, to 1e-8), and over t the importance-
+    sampled estimator has the smaller variance (by more than 3x here)."""
+    from scipy.integrate import quad
+
+    from diffnotes.score._weighting import LogSNRClockVP, loss_weight
+
+    vp, clock = sde.VPSDE(), LogSNRClockVP()
+    tm, T = clock.t_min, vp.T
+    f_uni = lambda t: (T - tm) * loss_weight(vp, t, "likelihood") * _gauss_noise_loss(vp, t)  # noqa: E731
+    f_is = lambda u: (T - tm) * clock.c * _gauss_noise_loss(clock, u)  # noqa: E731
+    opts = {"limit": 500, "epsabs": 0, "epsrel": 1e-11}
+    m_uni = quad(f_uni, tm, T, points=[0.01, 0.1], **opts)[0] / (T - tm)
+    m_is = quad(f_is, tm, T, **opts)[0] / (T - tm)
+    assert m_uni == pytest.approx(m_is, rel=1e-8)
+    v_uni = quad(lambda t: f_uni(t) ** 2, tm, T, points=[0.01, 0.1], **opts)[0] / (T - tm)
+    v_is = quad(lambda u: f_is(u) ** 2, tm, T, **opts)[0] / (T - tm)
+    assert v_uni - m_uni**2 > 3 * (v_is - m_is**2)
+
+
+def test_the_log_snr_clock_is_the_vp_sde_with_flat_likelihood_weight():
+    """Exercise ex-ch3w-clock: LogSNRClockVP at u_of_t(t) has the VP SDE's alpha and sigma
+    (NumPy and torch), and g^2/sigma^2 = c on it; u_of_t maps [t_min, T] onto itself."""
+    torch = pytest.importorskip("torch")
+    from diffnotes.score._weighting import LogSNRClockVP
+
+    vp, clock = sde.VPSDE(), LogSNRClockVP()
+    t = np.geomspace(1e-3, 1, 40)
+    u = clock.u_of_t(t)
+    assert u[0] == pytest.approx(1e-3) and u[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(u) > 0)
+    for got, want in zip(clock.alpha_sigma(u), vp.alpha_sigma(t), strict=True):
+        assert np.allclose(got, want, rtol=1e-10)
+    a_t, s_t = clock._alpha_sigma(torch.as_tensor(u))
+    assert np.allclose(a_t.numpy(), vp.alpha_sigma(t)[0], rtol=1e-10)
+    assert np.allclose(clock._g2(u) / clock.alpha_sigma(u)[1] ** 2, clock.c, rtol=1e-10)
+    # dB/du = g^2 on the clock (central differences of B = -2 log alpha)
+    h = 1e-6
+    db = -2 * (np.log(clock.alpha_sigma(u[1:-1] + h)[0])
+               - np.log(clock.alpha_sigma(u[1:-1] - h)[0])) / (2 * h)
+    assert np.allclose(db, clock._g2(u[1:-1]), rtol=1e-6)
+    with pytest.raises(ValueError, match="t must be in"):
+        clock.u_of_t(0.0)
+
+
+def test_weighting_records_claims():
+    """The claims of 'Which works best on the moons', against WEIGHTING_RECORDS (measured by
+    ``python -m benchmarks score_weighting``; the runs take minutes, so this test reads the
+    records rather than retraining): sigma2 samples within 2x the floor on both seeds; the
+    likelihood weighting with t uniform worse in NLL than sigma2 and than itself importance-
+    sampled, by more than 3 standard errors; the importance-sampled one within the seed spread
+    of sigma2; the velocity loss worst in NLL and Heun SW2, with a better score at t = 0.5, a
+    worse one (by more than 1.5x) at t = 0.1, and EM samples that run away on one seed."""
+    from diffnotes.score._weighting import WEIGHTING_RECORDS as rec
+
+    runs, fl = rec["runs"], rec["floor_mean"]
+    assert set(runs) == {"noise, sigma2", "noise, likelihood", "velocity, velocity",
+                         "noise, likelihood, IS"}
+    assert all(len(rows) == 2 for rows in runs.values())
+
+    def mean(name, key):
+        return np.mean([r[key] for r in runs[name]])
+
+    def spread(name, key):
+        vals = [r[key] for r in runs[name]]
+        return max(vals) - min(vals)
+
+    assert max(r["sw2_em"] for r in runs["noise, sigma2"]) <= 2 * fl
+    se = max(r["nll_gap_se"] for rows in runs.values() for r in rows)
+    for other in ("noise, sigma2", "noise, likelihood, IS"):
+        assert mean("noise, likelihood", "nll") - mean(other, "nll") > 3 * se
+        assert mean("noise, likelihood", "sw2_em") > mean(other, "sw2_em")
+    for key in ("nll", "sw2_em", "sw2_heun"):
+        diff = abs(mean("noise, sigma2", key) - mean("noise, likelihood, IS", key))
+        assert diff <= max(spread("noise, sigma2", key), spread("noise, likelihood, IS", key))
+    for other in ("noise, sigma2", "noise, likelihood", "noise, likelihood, IS"):
+        assert mean("velocity, velocity", "nll") > mean(other, "nll") + 3 * se
+        assert mean("velocity, velocity", "sw2_heun") > mean(other, "sw2_heun")
+        for i, worse in ((1, True), (2, False)):     # t = 0.1: worse; t = 0.5: better
+            err = {k: np.mean([r["rel_err"][i] for r in runs[k]])
+                   for k in (other, "velocity, velocity")}
+            assert (err["velocity, velocity"] > 1.5 * err[other]) == worse
+            assert (err["velocity, velocity"] < err[other]) == (not worse)
+    vel_em = sorted(r["sw2_em"] / fl for r in runs["velocity, velocity"])
+    assert vel_em[-1] > 100 and vel_em[0] > 2
+    assert max(r["em_far"] for r in runs["velocity, velocity"]) > 0
+    assert all(r["em_far"] == 0 for name in runs if name != "velocity, velocity"
+               for r in runs[name])
+
+
+@pytest.mark.parametrize(("s_model", "c"), [(0.2, 1.0), (0.8, 1.0), (1.5, 1.0), (0.5, 0.7),
+                                            (0.5, 1.1), (0.5, 1.5)])
+def test_the_likelihood_weighting_bounds_the_kl_of_the_reverse_sde(s_model, c):
+    """Proposition ch3w-prop-elbo in closed form: data N(0, s^2) in 1-D, VP SDE, a model score
+    -c x / v'(t) with v' = alpha^2 s'^2 + sigma^2. The reverse SDE from N(0, 1) keeps a Gaussian
+    law whose variance V solves dV/dtau = beta (1 - 2 c / v') V + beta, so
+    KL(N(0, v(t_min)) || N(0, V)) is exact. It is below 1/2 int g^2 E|s_theta - s|^2 dt +
+    KL(p_T || pi); equal to it (to 1e-6) when the model score is that of diffused Gaussian data
+    (c = 1), strictly below otherwise; with the weight sigma^2 in place of g^2 the inequality
+    fails."""
+    from scipy.integrate import quad, solve_ivp
+
+    vp, s_data, t_min = sde.VPSDE(), 0.5, 1e-3
+
+    def var(t, s):
+        a, sig = vp.alpha_sigma(t)
+        return a**2 * s**2 + sig**2
+
+    beta = lambda t: float(vp._g2(t))  # noqa: E731
+    sol = solve_ivp(lambda tau, v: beta(1 - tau) * (1 - 2 * c / var(1 - tau, s_model)) * v
+                    + beta(1 - tau), (0, 1 - t_min), [1.0], rtol=1e-11, atol=1e-13)
+    big_v, v = sol.y[0, -1], var(t_min, s_data)
+    kl = 0.5 * (v / big_v - 1 - np.log(v / big_v))
+    v_T = var(1.0, s_data)
+    kl_T = 0.5 * (v_T - 1 - np.log(v_T))
+
+    def esm(t):     # E_{p_t} (s_theta - s)^2 = v (c / v' - 1 / v)^2
+        return var(t, s_data) * (c / var(t, s_model) - 1 / var(t, s_data)) ** 2
+
+    opts = {"limit": 400, "points": [0.01, 0.1]}
+    bound = 0.5 * quad(lambda t: beta(t) * esm(t), t_min, 1, **opts)[0] + kl_T
+    assert kl > 1e-3
+    if c == 1.0:
+        assert bound == pytest.approx(kl, rel=1e-6)
+    else:
+        assert bound > 2 * kl
+    wrong = 0.5 * quad(lambda t: vp.alpha_sigma(t)[1] ** 2 * esm(t), t_min, 1, **opts)[0]
+    assert wrong + kl_T < kl
