@@ -446,3 +446,17 @@ def test_the_likelihood_weighting_bounds_the_kl_of_the_reverse_sde(s_model, c):
         assert bound > 2 * kl
     wrong = 0.5 * quad(lambda t: vp.alpha_sigma(t)[1] ** 2 * esm(t), t_min, 1, **opts)[0]
     assert wrong + kl_T < kl
+
+
+def test_the_shapes_of_the_weights_per_unit_of_log_snr():
+    """The text under the weights' figure: per unit of log-SNR (VP SDE), the sigma2 weight is
+    small at low noise (below 1 % of its peak at t_min) and peaks in the middle (0.2 < t < 0.5);
+    the velocity weight rises and the unweighted one falls with t throughout."""
+    from diffnotes.score._weighting import loss_weight
+
+    vp = sde.VPSDE()
+    t = np.geomspace(1e-3, 1, 400)
+    w = {k: loss_weight(vp, t, k, per="log_snr") for k in ("sigma2", "velocity", "none")}
+    assert 0.2 < t[w["sigma2"].argmax()] < 0.5
+    assert w["sigma2"][0] < 0.01 * w["sigma2"].max()
+    assert np.all(np.diff(w["velocity"]) > 0) and np.all(np.diff(w["none"]) < 0)
