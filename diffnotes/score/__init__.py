@@ -102,6 +102,7 @@ from ._losses import (
 )
 from ._networks import EMA, ScoreMLP, score_function
 from ._training import TrainResult, train
+from ._weighting import WEIGHTING_RECORDS, LogSNRClockVP, loss_weight
 
 # private names that diffnotes.dsb, diffnotes.flow_train and diffnotes.images import from here
 from ._losses import _choice as _choice  # isort: skip
@@ -118,8 +119,10 @@ from ._training import _model_dim as _model_dim  # isort: skip
 
 __all__ = [
     "EMA",
+    "LogSNRClockVP",
     "PARAMETERIZATIONS",
     "WEIGHTINGS",
+    "WEIGHTING_RECORDS",
     "ScoreMLP",
     "TrainResult",
     "data_to_noise",
@@ -129,6 +132,7 @@ __all__ = [
     "dsm_loss",
     "explicit_sm",
     "implicit_sm",
+    "loss_weight",
     "noise_to_data",
     "noise_to_score",
     "score_function",
