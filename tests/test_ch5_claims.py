@@ -180,6 +180,22 @@ def test_first_order_transfer_error_at_17_and_256_levels():
     assert res[255][0] < 1e-3 and res[255][1] < 1e-6
 
 
+def test_the_shipped_mnist_classifier_is_what_train_classifier_makes():
+    from diffnotes.images.classifier import CLASSIFIER_RECIPES
+
+    with torch_threads(1):
+        x8k, y8k, _ = im.dataset("mnist8k", "train")
+        fresh = metrics.train_classifier(x8k, y8k, **CLASSIFIER_RECIPES["mnist8k"])
+    shipped = metrics.pretrained_classifier("mnist8k")
+    a, b = fresh.state(), shipped.state()
+    assert {k: v for k, v in a.items() if k != "state_dict"} == \
+        {k: v for k, v in b.items() if k != "state_dict"}
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(v, b["state_dict"][k], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="name must be one of"):
+        metrics.pretrained_classifier("digits")
+
+
 def test_shipped_mnist_network_by_kid_at_64_images():
     """The MNIST section: 64 samples are too few for a Fréchet distance (refused); Heun with
     19 evaluations is within two floor spreads of the KID floor; the classifier is less sure
@@ -189,7 +205,7 @@ def test_shipped_mnist_network_by_kid_at_64_images():
         model, config, info = im.pretrained("mnist8k", device="cpu")
         x8k, y8k, _ = im.dataset("mnist8k", "train")
         x2k, y2k, _ = im.dataset("mnist8k", "eval")
-        clf = metrics.train_classifier(x8k, y8k, n_steps=300, seed=0)
+        clf = metrics.pretrained_classifier("mnist8k")
         out = im.sample(model, config, 64, sampler="heun", n_steps=9, seed=6)
     assert metrics.accuracy(clf, x2k, y2k) > 0.95
     x = im.to_unit(out.pixels, 255)

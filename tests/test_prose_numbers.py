@@ -36,6 +36,11 @@ ALLOWED: dict[tuple[str, str], str] = {
                                          "2-D configuration, quoted from its settings",
     ("04_schrodinger_bridge.md", "0.75"): "tests/test_ch4_claims.py: the closed form "
                                           "(1 + s^2 + s^4)/(1 + s^2)^2 at sigma = 1, exactly 3/4",
+    ("04_schrodinger_bridge.md", "1.1"): "a version number: Hydra 1.1, whose composition order "
+                                         "differs from the Hydra 1.0 the reference code pins",
+    ("05_images.md", "1.6"): "tests/test_images.py: the exact-score oracle of the frozen-rates "
+                             "step (50 steps on a black image end 1.6 levels too high), a "
+                             "Monte Carlo run too slow for the chapter",
 }
 
 # a decimal (1.5, 0.546, 2.5e-4) or a power of ten written the code way (2e-3); unsigned

@@ -10,6 +10,7 @@ values in :math:`[-1, 1]`, labels integers in ``0..9``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from diffnotes._checks import positive_float, positive_int
 from diffnotes.utils import device as default_device
 from diffnotes.utils import torch_threads
 
-__all__ = ["Classifier", "accuracy", "train_classifier"]
+__all__ = ["CLASSIFIER_RECIPES", "Classifier", "accuracy", "pretrained_classifier",
+           "train_classifier"]
 
 N_CLASSES = 10
 
@@ -337,3 +339,22 @@ def accuracy(classifier: Classifier, images, labels, batch_size: int = 500) -> f
     y = _labels(labels, x.shape[0], "labels").numpy()
     p = classifier.predict_proba(x, batch_size)
     return float(np.mean(p.argmax(axis=1) == y))
+
+
+CLASSIFIER_DIR = Path(__file__).with_name("pretrained") / "classifiers"
+CLASSIFIER_RECIPES = {"mnist8k": {"n_steps": 300, "seed": 0}}
+"""The shipped classifiers: name -> the :func:`train_classifier` arguments that made them, on
+the training split of ``diffnotes.images.dataset(name)``."""
+
+
+def pretrained_classifier(name: str = "mnist8k", *, device=None) -> Classifier:
+    """The classifier shipped for ``name`` (:data:`CLASSIFIER_RECIPES`): what
+    ``train_classifier(x, y, **CLASSIFIER_RECIPES[name])`` returns on that data set's training
+    split (one CPU thread; the tests retrain it and compare), saved so that a chapter need not
+    spend a quarter of a minute retraining it. Loaded with ``weights_only=True``."""
+    if name not in CLASSIFIER_RECIPES:
+        raise ValueError(f"name must be one of {sorted(CLASSIFIER_RECIPES)}; got {name!r}")
+    path = CLASSIFIER_DIR / f"{name}.pt"
+    return Classifier.from_state(torch.load(path, map_location="cpu", weights_only=True),
+                                 device=device)
+

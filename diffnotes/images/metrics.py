@@ -60,6 +60,7 @@ from .classifier import _shift as _shift  # isort: skip
 from .classifier import accuracy as accuracy  # isort: skip
 from .classifier import default_max_shift as default_max_shift  # isort: skip
 from .classifier import train_classifier as train_classifier  # isort: skip
+from .classifier import pretrained_classifier as pretrained_classifier  # isort: skip
 
 __all__ = [
     "Memorisation",
