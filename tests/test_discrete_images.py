@@ -155,12 +155,12 @@ def test_shipped_networks_load_and_sample_valid_levels(kind):
         assert run.n_evals == 9
 
 
-def test_images_pretrained_lists_but_refuses_the_discrete_networks():
-    """``images.pretrained`` globs the same folder: it names them, and loading one as a score
-    network fails with a ValueError, not silently."""
+def test_images_pretrained_refuses_the_discrete_networks():
+    """``images.pretrained`` shares the folder: it lists only the score networks, and asking it
+    for a discrete one fails with a ValueError that names this module's loader."""
     from diffnotes import images
 
-    with pytest.raises(ValueError, match="digits-masked"):
+    with pytest.raises(ValueError, match="discrete_images.pretrained"):
         images.pretrained("no-such-model")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="discrete_images.pretrained"):
         images.pretrained("digits-masked")
