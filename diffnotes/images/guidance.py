@@ -13,7 +13,7 @@ that is the score :math:`(1 + w)\nabla\log p_t(x \mid c) - w\nabla\log p_t(x)`. 
 to one, so the same combination of the raw outputs is right for the noise, score and data
 parameterisations alike (each is an affine function of the score with the same coefficients
 for both terms). :func:`guided` wraps a network into a model with the unconditional
-interface, so every sampler of :func:`diffnotes.images.sample`, the Ehrenfest one included,
+interface, so every sampler of :func:`diffnotes.images.sampling.sample`, the Ehrenfest one included,
 takes the guided score unchanged. Each evaluation runs the network once on a batch twice the
 size (conditional and unconditional halves); a sampler's ``nfe`` counts it as one.
 """
@@ -91,8 +91,8 @@ class Guided(nn.Module):
 def guided(net: nn.Module, label, weight: float) -> Guided:
     r"""The class-conditional network ``net`` guided towards class ``label`` with weight
     ``weight`` (:math:`w \ge 0`; ``0`` is the plain conditional model), as a model that every
-    sampler of :func:`diffnotes.images.sample` accepts in place of an unconditional network.
-    The unconditional model of the same network is ``net`` called without a label.
+    sampler of :func:`diffnotes.images.sampling.sample` accepts in place of an unconditional
+    network. The unconditional model of the same network is ``net`` called without a label.
 
     ``label`` is a class (an int) for every image, or a 1-D integer tensor of per-image
     classes; the latter is for one batch: sample exactly ``len(label)`` images with

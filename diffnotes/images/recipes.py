@@ -40,8 +40,8 @@ RECIPES = {
     "velocity loss, uniform t": {"parameterization": "velocity", "weighting": "velocity"},
     "noise loss, uniform t, 3x the steps": {"steps": 2400},
 }
-"""The recipes compared: changes to the ``digits`` preset (:class:`~diffnotes.images.config
-.TrainConfig` fields)."""
+"""The recipes compared: changes to the ``digits`` preset (fields of
+:class:`~diffnotes.images.config.TrainConfig`)."""
 
 ERROR_TIMES = (0.002, 0.01, 0.05, 0.2, 0.6)
 """The times at which :func:`recipe_run` measures the noise-prediction error."""
