@@ -38,7 +38,6 @@ from __future__ import annotations
 # built on diffnotes.images: without torch, the ImportError names it and the learn extra
 from ._optional import discrete_images_needs  # noqa: F401  # isort: skip (missing torch: pip hint)
 
-import dataclasses
 import math
 import platform
 import time
@@ -52,7 +51,8 @@ from torch import nn
 from . import discrete as D
 from ._checks import positive_float, positive_int
 from .discrete_learn import as_denoiser, denoiser_loss
-from .images.training import FORMAT, _atomic_save, dataset, load_checkpoint
+from .images.config import _from_dict, _to_dict
+from .images.training import FORMAT, _atomic_save, _restore, dataset, load_checkpoint
 from .images.unet import UNet
 from .score import EMA
 from .utils import torch_threads
@@ -117,17 +117,11 @@ class DiscreteImageConfig:
         return 8
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> DiscreteImageConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return _from_dict(cls, d)
 
 
 class CategoricalUNet(nn.Module):
@@ -239,13 +233,7 @@ def _train(config, out, resume, progress, callback):
             if ckpt["config"] != {"model": MODEL_TAG, **config.to_dict()}:
                 raise ValueError(f"{ckpt_path} was written for another configuration; use "
                                  "another out folder or resume=False")
-            model.load_state_dict(ckpt["weights"])
-            ema.model.load_state_dict(ckpt["ema"])
-            ema.n_updates = int(ckpt["ema_updates"])
-            opt.load_state_dict(ckpt["optimizer"])
-            start = int(ckpt["step"])
-            losses[:start] = ckpt["losses"].numpy()[:start]
-            seconds_before = float(ckpt["seconds"])
+            start, seconds_before = _restore(ckpt, "weights", model, ema, opt, losses)
     info = {"device": "cpu", "machine": platform.machine(), "processor": platform.processor(),
             "torch": str(torch.__version__), "cpu_threads": torch.get_num_threads(),
             "resumed_from": start}

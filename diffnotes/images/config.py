@@ -26,6 +26,22 @@ FORMAT = "diffnotes.images/1"
 DATASETS = ("digits", "mnist8k", "mnist")
 
 
+def _to_dict(config) -> dict:
+    """A configuration dataclass as plain Python values (its ``channels`` tuple as a list)."""
+    d = dataclasses.asdict(config)
+    d["channels"] = list(config.channels)
+    return d
+
+
+def _from_dict(cls, d: dict):
+    """The configuration dataclass ``cls`` from :func:`_to_dict`'s form; unknown keys raise."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**d)
+
+
 @dataclass
 class TrainConfig:
     r"""Everything that determines a training run (and nothing that does not, like the device).
@@ -111,17 +127,11 @@ class TrainConfig:
         return _data.DIGITS_LEVELS if self.dataset == "digits" else _data.MNIST_LEVELS
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return _from_dict(cls, d)
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed (checked like the constructor)."""

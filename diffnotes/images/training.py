@@ -235,6 +235,19 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     return ckpt
 
 
+def _restore(ckpt: dict, weights_key: str, model, ema, opt, losses) -> tuple[int, float]:
+    """Put a resumable checkpoint's state back in place: the weights (under ``weights_key``),
+    the average, the optimiser and the losses so far (into ``losses``, in place). Returns the
+    step reached and the seconds trained before."""
+    model.load_state_dict(ckpt[weights_key])
+    ema.model.load_state_dict(ckpt["ema"])
+    ema.n_updates = int(ckpt["ema_updates"])
+    opt.load_state_dict(ckpt["optimizer"])
+    start = int(ckpt["step"])
+    losses[:start] = ckpt["losses"].numpy()[:start]
+    return start, float(ckpt["seconds"])
+
+
 def load_model(path, *, device=None):
     """The averaged (EMA) network of a ``model.pt`` or ``checkpoint.pt`` file, in eval mode on
     ``device`` (default: CUDA when present). Returns ``(model, config, info)``."""
@@ -388,13 +401,7 @@ def _train(config, out, resume, dev, data_dir, progress, callback, dist_, stop):
                 raise ValueError(f"{ckpt_path} was written for another configuration "
                                  f"(checkpoint vs now: {diff}); use another out folder or "
                                  "resume=False")
-            model.load_state_dict(ckpt["model"])
-            ema.model.load_state_dict(ckpt["ema"])
-            ema.n_updates = int(ckpt["ema_updates"])
-            opt.load_state_dict(ckpt["optimizer"])
-            start = int(ckpt["step"])
-            losses[:start] = ckpt["losses"].numpy()[:start]
-            seconds_before = float(ckpt["seconds"])
+            start, seconds_before = _restore(ckpt, "model", model, ema, opt, losses)
     net = model
     if dist_.active:
         from torch.nn.parallel import DistributedDataParallel
