@@ -70,11 +70,11 @@ def test_modest_budgets_are_within_two_floor_spreads(digits, scores, key):
 
 
 def test_too_few_steps_are_far_above_the_floor(digits, scores):
-    """'Heun with 3 steps scores ... times the floor ... far above its floor' (more than twice
-    the FD floor, beyond two KID floor spreads)."""
+    """'Heun with 3 steps scores ... times the floor, more than two floor spreads above it ...
+    far above its floor' (FD and KID, each beyond two floor spreads)."""
     floor = digits[2]
     q = scores[("heun", 3)][0]
-    assert q.fd.mean > 2 * floor.floor_fd.mean
+    assert q.fd.mean > floor.floor_fd.mean + 2 * floor.floor_fd.std
     assert q.kid.mean > floor.floor_kid.mean + 2 * floor.floor_kid.std
 
 
@@ -93,11 +93,21 @@ def test_kid_every_other_run_within_two_floor_spreads(digits, scores):
             assert q.kid.mean < fk.mean + 2 * fk.std, key
 
 
-def test_beyond_the_modest_budgets_curves_differ_by_about_their_spreads(scores):
-    """'From the modest budgets on, the curves differ by no more than about their spreads'."""
-    for a, b in itertools.combinations(BEYOND, 2):
-        qa, qb = scores[a][0].fd, scores[b][0].fd
-        assert abs(qa.mean - qb.mean) < 1.5 * np.hypot(qa.std, qb.std), (a, b)
+def test_beyond_the_modest_budgets_no_two_points_differ_by_much(digits, scores):
+    """'From the modest budgets on, no two points differ by more than ... times the spread of a
+    difference of two scores (sqrt 2 times the floor's)': under 1.6 of them. And the premise:
+    150 samples of one run vary from seed to seed about as 150 held-out digits do (the spread
+    of Heun-25's FD over four sampling seeds is within 0.4 to 2.5 times the floor's)."""
+    f_sd = digits[2].floor_fd.std
+    gaps = [abs(scores[a][0].fd.mean - scores[b][0].fd.mean)
+            for a, b in itertools.combinations(BEYOND, 2)]
+    assert max(gaps) / (np.sqrt(2) * f_sd) < 1.6
+    run, clf, _, _, xev, _ = digits
+    with torch_threads(1):
+        fds = [metrics.quality(clf, im.to_unit(im.sample(
+            run.ema, run.config, N_EVAL, sampler="heun", n_steps=25, seed=s).pixels, 16),
+            xev, N_EVAL, rng=0).fd.mean for s in (3, 4, 5, 6)]
+    assert 0.4 * f_sd < np.std(fds, ddof=1) < 2.5 * f_sd, (fds, f_sd)
 
 
 def test_no_sample_set_is_a_copy_of_the_training_digits(scores):
@@ -121,24 +131,27 @@ def test_ehrenfest_clips_about_one_rate_in_six_at_17_levels(digits):
 
 
 def test_noise_prediction_is_order_one_and_the_score_is_not(digits):
-    """Exercise 'Why predict the noise?': rms of eps_hat stays O(1), a little smaller at
+    """Exercise 'Why predict the noise?': rms of v_hat and eps_hat stay O(1), eps_hat smaller at
     t = 0.01, while the score's rms grows by a factor close to, and below, the growth of
     1/sigma between t = 1 and t = 0.01."""
     run, *_ = digits
     xev = digits[4]
     sde = im.make_sde(run.config)
     gen = torch.Generator().manual_seed(0)
-    rms_eps, rms_score, sigmas = [], [], []
+    rms_eps, rms_score, rms_v, sigmas = [], [], [], []
     for t in (0.01, 0.1, 0.5, 1.0):
         alpha, sigma = sde.alpha_sigma(t)
         xt = float(alpha) * xev[:128] + float(sigma) * torch.randn(xev[:128].shape,
                                                                     generator=gen)
         with torch.no_grad():
-            eps = run.ema(xt, t)
-        rms_eps.append(float(eps.pow(2).mean().sqrt()))
-        rms_score.append(float((eps / float(sigma)).pow(2).mean().sqrt()))
+            v = run.ema(xt, t)
+            score = run.ema.score(xt, t, sde)
+        rms_eps.append(float((-float(sigma) * score).pow(2).mean().sqrt()))
+        rms_score.append(float(score.pow(2).mean().sqrt()))
+        rms_v.append(float(v.pow(2).mean().sqrt()))
         sigmas.append(float(sigma))
-    assert all(0.4 < r < 1.2 for r in rms_eps)
+    assert run.config.parameterization == "velocity"
+    assert all(0.4 < r < 1.2 for r in rms_eps) and all(0.4 < r < 1.2 for r in rms_v)
     assert rms_eps[0] < rms_eps[-1]
     growth, inv_sigma = rms_score[0] / rms_score[-1], sigmas[-1] / sigmas[0]
     assert 0.5 * inv_sigma < growth < inv_sigma and growth > 10

@@ -9,7 +9,17 @@ from diffnotes import images as im
 from diffnotes.images import recipes
 
 REC = recipes.RECIPES_MEASURED
-PRESET, LOGSNR, LOGNORMAL, VEL, LONGER = recipes.RECIPES
+PRESET, LOGSNR, LOGNORMAL, VEL, LONGER = recipes.RECIPES   # PRESET: the preset until it won
+
+
+def test_the_velocity_recipe_is_the_digits_preset_now():
+    """'the velocity loss ... is the preset now': the winner of the comparison is what
+    im.train("digits") trains, and the first recipe is the old preset, the noise loss."""
+    cfg = im.PRESETS["digits"]
+    assert cfg.replace(**recipes.RECIPES[VEL]) == cfg
+    assert cfg.replace(**recipes.RECIPES[PRESET]).parameterization == "noise"
+    for name in (PRESET, LOGSNR, LOGNORMAL, LONGER):
+        assert cfg.replace(**recipes.RECIPES[name]) != cfg
 
 
 def _ratio(name):

@@ -307,3 +307,23 @@ def test_images_level_histograms(digits_runs_pixels):
     tvs = {c: tv(hist_of[c], held) for c in hist_of}
     assert max(tvs["masked"], tvs["uniform"]) < 0.5 * tvs["ehrenfest"]
     assert hist_of["ehrenfest"][0] < held[0] and hist_of["ehrenfest"][16] < held[16]
+
+
+def test_shipped_digits_score_is_what_its_recorded_command_configures():
+    """pretrained/README.md records the command that made digits-score.pt: the noise loss of
+    the old digits preset for 3000 steps. The file's configuration is the one that command
+    builds (the preset's velocity default overridden on the command line)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from diffnotes import images as im
+    from diffnotes.images.__main__ import _parser, _train_config
+
+    readme = (Path(im.PRETRAINED_DIR) / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("| `digits-score.pt`"))
+    cmd = shlex.split(re.search(r"`(python -m diffnotes.images train[^`]*)`", line).group(1))
+    args = _parser().parse_args(cmd[3:])
+    _, cfg, _ = im.pretrained("digits-score")
+    assert _train_config(args) == cfg
+    assert cfg.parameterization == "noise" and im.PRESETS["digits"].parameterization != "noise"

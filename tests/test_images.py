@@ -626,15 +626,18 @@ def test_to_unit():
 @pytest.mark.parametrize("sampler", ["em", "heun"])
 def test_final_denoising_is_tweedie_of_the_last_point(tiny_model, sampler):
     """denoise=True replaces the last point y by (y - sigma eps_hat(y)) / alpha at t_min, for
-    one more evaluation; denoise=False returns y itself."""
+    one more evaluation (eps_hat = -sigma times the score, whatever the net predicts: the
+    preset's velocity); denoise=False returns y itself."""
     net, config = tiny_model
+    assert net.parameterization == "velocity"
     raw = sample(net, config, 4, sampler=sampler, n_steps=3, seed=3, denoise=False)
     den = sample(net, config, 4, sampler=sampler, n_steps=3, seed=3)
     assert den.nfe == raw.nfe + 1
     sde = make_sde(config)
     alpha, sigma = (float(v) for v in sde.alpha_sigma(config.t_min))
     with torch.no_grad():
-        expected = (raw.x - sigma * net(raw.x, config.t_min)) / alpha
+        eps_hat = -sigma * net.score(raw.x, config.t_min, sde)
+        expected = (raw.x - sigma * eps_hat) / alpha
     torch.testing.assert_close(den.x, expected, rtol=1e-5, atol=1e-6)
 
 

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..score import PARAMETERIZATIONS
+from .config import T_SAMPLINGS, WEIGHTINGS
 from .plotting import MIN_WIDTH
 from .training import PRESETS
 
@@ -40,6 +42,12 @@ TRAIN_FIELDS = {"steps": "training steps", "batch_size": "global minibatch size 
                 "steps", "seed": "random seed (initial weights, batches, noise)",
                 "warmup": "linear learning-rate warm-up steps", "lr": "peak learning rate",
                 "ema_decay": "decay of the moving average of the weights, in [0, 1)"}
+
+TRAIN_CHOICES = {
+    "parameterization": (PARAMETERIZATIONS, "what the network predicts"),
+    "weighting": (WEIGHTINGS, "the loss: sigma2 the noise loss, velocity the velocity loss"),
+    "t_sampling": (T_SAMPLINGS, "how training draws its noise levels"),
+}
 
 
 class UserError(Exception):
@@ -84,9 +92,10 @@ def _parser():
                        description="Train the U-Net of a preset by denoising score matching. "
                        "Run the same command again to resume an interrupted run.")
     t.add_argument("--preset", choices=sorted(PRESETS), default="digits",
-                   help="digits: 8x8 digits, a minute on one CPU core (default); mnist8k: "
-                   "the shipped network's configuration; mnist: the 60000 training images, "
-                   "for a GPU")
+                   help="digits: 8x8 digits, a minute on one CPU core (default); "
+                   "digits-cond: the same, class-conditional (guidance); mnist8k, "
+                   "mnist8k-cond: the shipped MNIST networks' configurations; mnist: the "
+                   "60000 training images, for a GPU")
     t.add_argument("--out", required=True, help="folder for checkpoint.pt and model.pt "
                    "(created)")
     t.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: CUDA if "
@@ -102,6 +111,10 @@ def _parser():
     for f, what in TRAIN_FIELDS.items():
         t.add_argument("--" + f.replace("_", "-"), type=_real if f in ("lr", "ema_decay")
                        else _whole(0 if f in ("seed", "warmup") else 1), default=None,
+                       help=f"{what} (default: the preset's, "
+                       f"{', '.join(f'{k} {getattr(c, f)}' for k, c in PRESETS.items())})")
+    for f, (choices, what) in TRAIN_CHOICES.items():
+        t.add_argument("--" + f.replace("_", "-"), choices=choices, default=None,
                        help=f"{what} (default: the preset's, "
                        f"{', '.join(f'{k} {getattr(c, f)}' for k, c in PRESETS.items())})")
 
@@ -174,7 +187,8 @@ def _command(argv, world: int) -> str:
 
 def _train_config(args):
     base = PRESETS[args.preset]
-    overrides = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
+    overrides = {f: getattr(args, f) for f in (*TRAIN_FIELDS, *TRAIN_CHOICES)
+                 if getattr(args, f) is not None}
     for f, v in overrides.items():                 # each on its own, to name its option
         try:
             base.replace(**{f: v})
