@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _shared import TINY
 
 from diffnotes import data as _data
 from diffnotes import ehrenfest
@@ -52,9 +53,6 @@ from diffnotes.utils import torch_threads
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = os.environ.get("DIFFNOTES_DATA")
 
-# the tiny configuration of most training tests: 6 steps, checkpoints after steps 3 and 6
-TINY = PRESETS["digits"].replace(channels=(8, 16), steps=6, batch_size=16, ckpt_every=3,
-                                 warmup=2)
 
 
 @pytest.fixture(autouse=True)

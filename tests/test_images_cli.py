@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _shared import TINY
 
 from diffnotes.images import PRESETS, train, training
 from diffnotes.images.__main__ import MIN_WIDTH, _command, _parser, main
@@ -38,8 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--preset", "digits", "--steps", "6", "--batch-size", "16", "--ckpt-every", "4",
          "--threads", "1", "--no-progress", "--device", "cpu"]
 CONFIG = PRESETS["digits"].replace(steps=6, batch_size=16, ckpt_every=4)
-TINY = PRESETS["digits"].replace(channels=(8, 16), steps=6, batch_size=16, ckpt_every=3,
-                                 warmup=2)
 
 
 @pytest.fixture(autouse=True)

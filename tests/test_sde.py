@@ -20,6 +20,7 @@ implementation fails one with probability below 1e-6.
 
 import numpy as np
 import pytest
+from _shared import nan_score as _nan_score
 from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.special import ndtr
 from scipy.stats import chi2, kstest
@@ -713,12 +714,6 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(case):
         fn()
 
 
-def _nan_score(x, t):
-    """Finite until t < 0.5, then NaN at the first point."""
-    s = -np.array(x, dtype=float)
-    if t < 0.5:
-        s[0] = np.nan
-    return s
 
 
 @pytest.mark.parametrize("sampler", [

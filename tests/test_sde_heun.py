@@ -17,6 +17,7 @@ and torch tensors, and land on the two-moons target with the exact score.
 
 import numpy as np
 import pytest
+from _shared import nan_score as _nan_score
 
 from diffnotes import sde as S
 from diffnotes.metrics import noise_floor, sliced_wasserstein2
@@ -326,12 +327,6 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(case):
         fn()
 
 
-def _nan_score(x, t):
-    """Finite until t < 0.5, then NaN at the first point."""
-    s = -np.array(x, dtype=float)
-    if t < 0.5:
-        s[0] = np.nan
-    return s
 
 
 def test_a_nan_score_raises_floating_point_error():
