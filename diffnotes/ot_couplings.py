@@ -43,8 +43,9 @@ from ._checks import as_rng, positive_float, positive_int, real_array
 from .bridge import static_bridge
 from .flow import sample_ode
 
-__all__ = ["COUPLINGS", "bridge_interpolant", "endpoint_error", "entropic_plan", "ot_pairing",
-           "pair", "reflow_pairs", "sb_pairing", "straightness", "transport_cost"]
+__all__ = ["COUPLINGS", "SB_PAIRING_TOL", "bridge_interpolant", "endpoint_error",
+           "entropic_plan", "ot_pairing", "pair", "reflow_pairs", "sb_pairing", "straightness",
+           "transport_cost"]
 
 COUPLINGS = ("independent", "ot", "sb")
 """The couplings of :func:`pair`."""
@@ -121,9 +122,38 @@ def entropic_plan(x0, x1, sigma: float) -> np.ndarray:
     return _entropic_plan(x0, x1, positive_float(sigma, "sigma"))
 
 
+SB_PAIRING_TOL = 1e-3
+r"""Relative tolerance on the column masses of the plan that :func:`sb_pairing` samples."""
+
+
+def _sinkhorn_rows(M, reg, tol=SB_PAIRING_TOL, max_iter=1000):
+    r"""The entropic plan of two uniform clouds for the cost matrix ``M``, for sampling: plain
+    Sinkhorn iterations on the kernel :math:`e^{-(M_{ij} - \min_k M_{ik})/\text{reg}}` (the
+    row shift is absorbed by the row scaling), stopped when every column's mass is within
+    ``tol`` (relative) of :math:`1/m` -- the rows are exact after each row update. ``None``
+    if the kernel underflows or the iterations do not converge."""
+    m = M.shape[0]
+    with np.errstate(all="ignore"):
+        K = np.exp(-(M - M.min(axis=1, keepdims=True)) / reg)
+        v = np.ones(m)
+        for it in range(max_iter):
+            u = 1.0 / (K @ v)
+            ktu = K.T @ u
+            if it % 5 == 4 and np.max(np.abs(v * ktu - 1)) < tol:
+                plan = (u[:, None] * K) * (v / m)
+                return plan if np.all(np.isfinite(plan)) else None
+            v = 1.0 / ktu
+            if not np.all(np.isfinite(v)):
+                return None
+    return None
+
+
 def _sb_pairing(x0, x1, sigma, rng) -> np.ndarray:
-    # marginals to ~1e-5 (L1), far below the sampling noise of m draws; half the iterations
-    plan = _entropic_plan(x0, x1, sigma, stop=1e-6)
+    # columns to 0.1 % (relative), far below the sampling noise of m draws: about a third of
+    # the iterations (and none of the overhead) of POT's Sinkhorn to 1e-9
+    plan = _sinkhorn_rows(_sq_dists(x0, x1), 2 * sigma**2)
+    if plan is None:
+        plan = _entropic_plan(x0, x1, sigma, stop=1e-6)
     cdf = np.cumsum(plan, axis=1)
     cdf /= cdf[:, -1:]
     u = rng.random((x0.shape[0], 1))
@@ -137,9 +167,12 @@ def sb_pairing(x0, x1, sigma: float, rng) -> np.ndarray:
     the two uniform clouds (POT's ``ot.sinkhorn`` with ``reg = 2 * sigma**2``, falling back to
     its log-stabilised ``method="sinkhorn_stabilized"`` when the kernel underflows, then to
     the log-domain :func:`diffnotes.bridge.static_bridge`, and raising ``ValueError`` if
-    that does not converge either: a ``sigma`` far below the batch's spacing; the plan is
-    solved to marginals within about :math:`10^{-5}`, far below the noise of the draws),
-    then for each :math:`i` an index :math:`j` drawn from row :math:`i` of the plan.
+    that does not converge either: a ``sigma`` far below the batch's spacing), then for each
+    :math:`i` an index :math:`j` drawn from row :math:`i` of the plan. For speed the plan is
+    first sought by plain Sinkhorn iterations on a row-shifted kernel, stopped when every
+    column's mass is within :data:`SB_PAIRING_TOL` (0.1 %) of :math:`1/m`, a bias far below
+    the sampling noise of :math:`m` draws (2.5 ms instead of 7 ms for :math:`m = 256`,
+    :math:`\sigma = 0.3` on the eight Gaussians); POT's solvers are the fallback.
 
     ``x0``, ``x1`` of shape ``(m, d)``, ``sigma > 0``, ``rng`` a seed or Generator; returns
     indices of shape ``(m,)`` (with repeats: ``x1[idx]`` is the partner of ``x0``)."""

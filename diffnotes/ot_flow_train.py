@@ -59,7 +59,7 @@ from ._checks import positive_float, positive_int, real_array
 from .ot_couplings import COUPLINGS, _ot_pairing, _sb_pairing, bridge_interpolant
 from .score import TrainResult, _batches, _check_data, _check_fit_args, _fit, _model_dim
 
-__all__ = ["train"]
+__all__ = ["WARM_START", "train"]
 
 T_EPS = 1e-3
 r"""The margin :math:`t_\varepsilon` of the training times when ``sigma > 0``."""
