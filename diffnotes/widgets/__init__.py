@@ -54,6 +54,8 @@ from .ch3 import (
 from .ch4 import gaussian_bridge_explorer, gaussian_bridge_figure, ipf_explorer, ipf_figure
 from .ch5 import (
     IMAGE_SAMPLERS,
+    guided_digits_explorer,
+    guided_digits_figure,
     image_sampler_explorer,
     image_sampler_figure,
     pixel_noising_explorer,
@@ -98,6 +100,8 @@ __all__ = [
     "guidance_figure",
     "gaussian_bridge_explorer",
     "gaussian_bridge_figure",
+    "guided_digits_explorer",
+    "guided_digits_figure",
     "image_sampler_explorer",
     "image_sampler_figure",
     "ipf_explorer",
@@ -136,6 +140,7 @@ EXPLORERS: dict[str, Callable[[], Explorer]] = {
     "pixel_noising": pixel_noising_explorer,
     "guidance": guidance_explorer,
     "image_sampler": image_sampler_explorer,
+    "guided_digits": guided_digits_explorer,
     "forward_chains": forward_chains_explorer,
     "discrete_sampler": discrete_sampler_explorer,
 }
