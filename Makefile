@@ -74,9 +74,21 @@ book: $(STAMP)
 	@$(BIN)/python tools/exec_report.py $(BUILD)/.jupyter_cache
 	@echo ">>> the book: $(CURDIR)/$(BUILD)/html/index.html"
 
-## test          lint + unit tests + cold build of the book (warnings are errors)
-##               + headless-browser check of every page
-test: lint unit test-build browser-check
+## test          lint, then the unit tests and the cold build of the book (warnings are
+##               errors) side by side, one core each (pytest's output is shown when both
+##               are done), then the headless-browser check of every page
+test: lint
+	@mkdir -p $(BUILD); rm -f $(BUILD)/pytest.rc; \
+	echo ">>> pytest runs beside the cold build; its output: $(BUILD)/pytest.log"; \
+	( $(MAKE) --no-print-directory unit > $(BUILD)/pytest.log 2>&1; \
+	  echo $$? > $(BUILD)/pytest.rc ) & \
+	pid=$$!; trap 'kill $$pid 2>/dev/null' INT TERM; \
+	brc=0; $(MAKE) --no-print-directory test-build || brc=$$?; \
+	wait $$pid || true; \
+	echo ">>> pytest:"; cat $(BUILD)/pytest.log; urc=$$(cat $(BUILD)/pytest.rc 2>/dev/null || echo 1); \
+	if [ "$$urc" != 0 ] || [ "$$brc" != 0 ]; then \
+		echo ">>> make test: FAILED (pytest exit $$urc, cold build exit $$brc)"; exit 1; fi
+	$(MAKE) --no-print-directory browser-check
 	@echo ">>> make test: all checks passed"
 
 ## lint          ruff check diffnotes tests benchmarks tools

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (register their benchmarks)
     bench_ehrenfest,
     bench_flow,
     bench_images,
+    bench_mnist_networks,
     bench_recipe,
     bench_score,
     bench_sde,
