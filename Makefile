@@ -79,7 +79,8 @@ book: $(STAMP)
 ##               are done), then the headless-browser check of every page
 test: lint
 	@mkdir -p $(BUILD); rm -f $(BUILD)/pytest.rc; \
-	echo ">>> pytest runs beside the cold build; its output: $(BUILD)/pytest.log"; \
+	export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1; \
+	echo ">>> pytest runs beside the cold build, one thread each; its output: $(BUILD)/pytest.log"; \
 	( $(MAKE) --no-print-directory unit > $(BUILD)/pytest.log 2>&1; \
 	  echo $$? > $(BUILD)/pytest.rc ) & \
 	pid=$$!; trap 'kill $$pid 2>/dev/null' INT TERM; \
