@@ -38,7 +38,6 @@ leads. Speed at 100 NFE (23:17 UTC, after the closed-form reverse rates of
 evaluations are the cost of every sampler.
 """
 
-import os
 import time
 
 import numpy as np
@@ -48,10 +47,8 @@ from diffnotes import images
 from diffnotes.images import metrics
 from diffnotes.images.training import to_unit
 
-from .harness import Case, benchmark, target
+from .harness import FULL, Case, benchmark, target
 from .harness import one_thread as _one_thread
-
-FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
 
 SEED = 1
 N_SET = 150                          # the protocol's n (the 300 held out = 2 n)

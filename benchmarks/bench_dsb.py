@@ -43,7 +43,6 @@
    bridge matching (candidate), same Adam steps; information.
 """
 
-import os
 import time
 
 import numpy as np
@@ -53,11 +52,9 @@ from diffnotes import bridge, data, dsb_problems
 from diffnotes.dsb import DSB, BridgeMatching, coupling, gammas
 from diffnotes.metrics import mmd, noise_floor, sliced_wasserstein2
 
-from .harness import Case, benchmark, target
+from .harness import FULL, Case, benchmark, target
 from .harness import one_thread as _one_thread
 from .harness import timed as _timed
-
-FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
 
 
 def _verdict(ok):

@@ -10,7 +10,6 @@ several minutes: by default it runs on 1000 of them and its time for 10^4 is est
 that benchmark); ``DIFFNOTES_BENCH_FULL=1`` in the environment runs it on all 10^4.
 """
 
-import os
 import time
 
 import numpy as np
@@ -20,10 +19,8 @@ from scipy.stats import norm
 from diffnotes import ehrenfest
 from diffnotes.mixtures import GaussianMixture
 
-from .harness import Case, benchmark
+from .harness import FULL, Case, benchmark
 from .harness import timed as _timed
-
-FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
 
 
 def _verdict(ok):

@@ -99,7 +99,6 @@ samples to their nearest training image over that of ``n`` held-out images (near
 images, near 0 for copies), so that a score at or below its floor is never read without it.
 """
 
-import os
 import time
 
 import numpy as np
@@ -109,11 +108,9 @@ from diffnotes import images
 from diffnotes.images import metrics
 from diffnotes.images.training import to_unit
 
-from .harness import Case, benchmark, require_mnist, target
+from .harness import FULL, Case, benchmark, require_mnist, target
 from .harness import one_thread as _one_thread
 from .harness import timed as _timed
-
-FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
 
 SEED = 1                       # of every sampler run
 N_SET = 150                    # the protocol's n on the digits (the 300 held out = 2 n)

@@ -19,17 +19,15 @@ information. It prints the record (:data:`~diffnotes.images.evaluation.MNIST_MEA
 beside each measured point.
 """
 
-import os
 
 import numpy as np
 
 from diffnotes import images
 from diffnotes.images import evaluation
 
-from .harness import Case, benchmark, require_mnist, target
+from .harness import FULL, Case, benchmark, require_mnist, target
 from .harness import one_thread as _one_thread
 
-FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
 NETWORKS = ("mnist8k", "mnist8k-cond", "mnist8k-cond, no label")
 N = 1000 if FULL else 256
 POINTS = evaluation.MNIST_POINTS if FULL else (("heun", 25), ("ehrenfest", 50))

@@ -23,10 +23,14 @@ run, so an unselected benchmark does no work; a selection that matches nothing i
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+
+FULL = os.environ.get("DIFFNOTES_BENCH_FULL", "") not in ("", "0")
+"""``DIFFNOTES_BENCH_FULL=1``: the benchmarks' full mode (more samples and steps)."""
 
 REGISTRY: list[Callable[[], Case]] = []
 # (status, name, detail) of every target recorded in this run, in order

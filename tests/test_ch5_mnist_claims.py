@@ -45,8 +45,16 @@ def test_score_point_on_a_small_run():
         r = evaluation.score_point(model, cfg, "heun", 2, n=80, n_draws=2)
         with pytest.raises(ValueError, match="n must be at most 1000"):
             evaluation.score_point(model, cfg, "heun", 2, n=1001)
+        with pytest.raises(ValueError, match="n must be"):
+            evaluation.score_point(model, cfg, "heun", 2, n=1)
+        with pytest.raises(ValueError, match="labels must be None or 'data'"):
+            evaluation.score_point(model, cfg, "heun", 2, n=80, labels="all")
+        with pytest.raises(ValueError, match="class-conditional"):
+            evaluation.score_point(model, cfg, "heun", 2, n=80, labels="data")
     assert r["nfe"] == 5 and r["fd"][0] > r["floor_fd"][0]
     assert 0.7 < r["zero_real"] < 0.85 and 0 <= r["zero"] <= 1
+    x_ev = im.dataset("mnist8k", "eval")[0]
+    assert r["zero_real"] == pytest.approx(float((x_ev[:80] == -1).float().mean()))
     assert np.isfinite(r["kid"][0]) and r["nn_ratio"] > 0
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import positive_int
 from . import metrics
 from .config import TrainConfig
 from .guidance import guided
-from .sampling import sample
+from .sampling import sample, to_pixels
 from .training import dataset, to_unit
 
 __all__ = ["MNIST_MEASURED", "MNIST_POINTS", "score_point"]
@@ -51,13 +52,16 @@ def score_point(model, config: TrainConfig, sampler: str, n_steps: int, *, n: in
     ``"zero"``, ``"zero_real"``, ``"entropy"``, ``"marginal_entropy"``, ``"coverage"``,
     ``"nn_ratio"``.
     """
+    n = positive_int(n, "n", minimum=2)
+    if labels not in (None, "data"):
+        raise ValueError(f"labels must be None or 'data', got {labels!r}")
+    if labels == "data" and getattr(model, "num_classes", 0) < 1:
+        raise ValueError("labels='data' needs a class-conditional network (num_classes > 0)")
     x_tr, y_tr, _ = dataset(config.dataset, "train")
     x_ev, _, _ = dataset(config.dataset, "eval")
     if x_ev.shape[0] < 2 * n:
         raise ValueError(f"n must be at most {x_ev.shape[0] // 2} (half the {x_ev.shape[0]} "
                          f"held-out images of {config.dataset}), got {n}")
-    if labels not in (None, "data"):
-        raise ValueError(f"labels must be None or 'data', got {labels!r}")
     clf = classifier if classifier is not None else metrics.pretrained_classifier(
         config.dataset)
     if labels == "data":
@@ -69,7 +73,7 @@ def score_point(model, config: TrainConfig, sampler: str, n_steps: int, *, n: in
     x = to_unit(run.pixels, config.levels)
     q = metrics.quality(clf, x, x_ev, n, n_draws=n_draws, rng=0)
     stats = metrics.label_stats(clf, x)
-    real_pixels = np.round((x_ev[:n].numpy() + 1) / 2 * config.levels)
+    real_pixels = to_pixels(x_ev[:n], config.levels)[0]
     return {
         "nfe": run.nfe, "seconds": round(run.seconds, 1),
         "fd": (q.fd.mean, q.fd.std), "kid": (q.kid.mean, q.kid.std),

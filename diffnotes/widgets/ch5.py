@@ -66,12 +66,13 @@ IMAGE_SAMPLERS = ("em", "heun", "ehrenfest")
 _PRETRAINED: dict = {}
 
 
-def _pretrained_cpu():
-    if "mnist8k" not in _PRETRAINED:
+def _pretrained_cpu(name="mnist8k"):
+    """A shipped network on the CPU, loaded once per session."""
+    if name not in _PRETRAINED:
         from .. import images
 
-        _PRETRAINED["mnist8k"] = images.pretrained("mnist8k", device="cpu")
-    return _PRETRAINED["mnist8k"]
+        _PRETRAINED[name] = images.pretrained(name, device="cpu")
+    return _PRETRAINED[name]
 
 
 def image_sampler_figure(sampler="heun", n_steps=9, seed=0, n=9):
@@ -101,14 +102,6 @@ def image_sampler_explorer():
 
 
 
-def _pretrained_cond_cpu():
-    if "digits-cond" not in _PRETRAINED:
-        from .. import images
-
-        _PRETRAINED["digits-cond"] = images.pretrained("digits-cond", device="cpu")
-    return _PRETRAINED["digits-cond"]
-
-
 def guided_digits_figure(digit=3, w=1.0, seed=0, n=16):
     """``n`` 8x8 digits of class ``digit`` from the shipped class-conditional network
     (``pretrained("digits-cond")``) under classifier-free guidance of weight ``w``
@@ -121,7 +114,7 @@ def guided_digits_figure(digit=3, w=1.0, seed=0, n=16):
     from ..images import metrics
     from ..utils import torch_threads
 
-    model, config, _ = _pretrained_cond_cpu()
+    model, config, _ = _pretrained_cpu("digits-cond")
     labels = torch.full((int(n),), int(digit))
     with torch_threads(1):
         run = images.sample(images.guided(model, labels, float(w)), config, int(n),
